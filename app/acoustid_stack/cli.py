@@ -1,0 +1,76 @@
+"""`acoustid-stack …`: the root command.
+
+Sub-commands live beside the capability they drive (`<domain>/commands.py`) and are
+imported only when invoked, so `--help` and `config check` stay fast and a broken
+optional dependency of one face never breaks another.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from acoustid_stack import __version__
+from acoustid_stack.errors import UserError
+
+# name -> "module:attribute" of a click command or group
+COMMANDS: dict[str, str] = {
+    "config": "acoustid_stack.config_commands:config",
+    "db": "acoustid_stack.db.commands:db",
+    "fingerprint": "acoustid_stack.fingerprint.commands:fingerprint",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="acoustid-stack")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="ACOUSTID_CONFIG",
+    help="INI configuration file (default: $ACOUSTID_CONFIG; built-in defaults if unset).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Run, deploy and operate the AcoustID fingerprint service."""
+    ctx.obj = {"config_path": config_path}
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: a UserError becomes one line on stderr and exit code 1, never a traceback."""
+    try:
+        return cli.main(args=argv, prog_name="acoustid-stack", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        logging.getLogger("acoustid_stack").debug("unhandled", exc_info=True)
+        click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
+        click.echo("Run with ACOUSTID_LOGGING_LEVEL=DEBUG for details.", err=True)
+        sys.exit(2)
