@@ -12,6 +12,7 @@ import stat
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import redis
@@ -22,6 +23,7 @@ from acoustid_stack.local.endpoints import NatsEndpoint, PostgresEndpoint, Redis
 from acoustid_stack.local.process import ManagedProcess, port_open, run_as
 
 LOOPBACK = "127.0.0.1"
+E = TypeVar("E", PostgresEndpoint, RedisEndpoint, NatsEndpoint)
 
 
 def _unprivileged_user() -> str | None:
@@ -116,14 +118,10 @@ def _postgres_ready(endpoint: PostgresEndpoint) -> bool:
         return False
 
 
-def start_postgres(
-    data_dir: Path,
-    port: int,
-    *,
-    log_path: Path,
-    settings: dict[str, str] | None = None,
-    timeout: float = 30.0,
+def postgres_process(
+    data_dir: Path, port: int, *, log_path: Path, settings: dict[str, str] | None = None
 ) -> tuple[ManagedProcess, PostgresEndpoint]:
+    """An initialised but not started PostgreSQL."""
     init_postgres(data_dir, settings=settings)
     endpoint = PostgresEndpoint(LOOPBACK, port)
     # the log file is opened by us and inherited, so it may live where `user` cannot write
@@ -137,9 +135,18 @@ def start_postgres(
         # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to leave
         stop_signal=signal.SIGINT,
     )
-    process.start()
-    process.wait_ready(timeout)
     return process, endpoint
+
+
+def start_postgres(
+    data_dir: Path,
+    port: int,
+    *,
+    log_path: Path,
+    settings: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> tuple[ManagedProcess, PostgresEndpoint]:
+    return _started(postgres_process(data_dir, port, log_path=log_path, settings=settings), timeout)
 
 
 def _redis_ready(endpoint: RedisEndpoint) -> bool:
@@ -154,15 +161,15 @@ def _redis_ready(endpoint: RedisEndpoint) -> bool:
         return False
 
 
-def start_redis(
+def redis_process(
     data_dir: Path,
     port: int,
     *,
     log_path: Path,
     password: str | None = None,
     extra_args: Sequence[str] = (),
-    timeout: float = 15.0,
 ) -> tuple[ManagedProcess, RedisEndpoint]:
+    """A Redis (or Valkey) server, not started."""
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         str(require_binary("redis-server", "valkey-server")),
@@ -182,12 +189,25 @@ def start_redis(
     process = ManagedProcess(
         name="redis", argv=argv, log_path=log_path, ready=lambda: _redis_ready(endpoint)
     )
-    process.start()
-    process.wait_ready(timeout)
     return process, endpoint
 
 
-def start_nats(
+def start_redis(
+    data_dir: Path,
+    port: int,
+    *,
+    log_path: Path,
+    password: str | None = None,
+    extra_args: Sequence[str] = (),
+    timeout: float = 15.0,
+) -> tuple[ManagedProcess, RedisEndpoint]:
+    made = redis_process(
+        data_dir, port, log_path=log_path, password=password, extra_args=extra_args
+    )
+    return _started(made, timeout)
+
+
+def nats_process(
     store_dir: Path,
     port: int,
     *,
@@ -196,9 +216,9 @@ def start_nats(
     cluster_port: int | None = None,
     routes: Sequence[int] = (),
     cluster_name: str = "acoustid",
-    timeout: float = 15.0,
 ) -> tuple[ManagedProcess, NatsEndpoint]:
-    """One nats-server with JetStream; with `cluster_port` and `routes` it joins a cluster."""
+    """One nats-server with JetStream, not started; with `cluster_port` and `routes` it joins
+    a cluster."""
     store_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         str(require_binary("nats-server")),
@@ -223,6 +243,34 @@ def start_nats(
         log_path=log_path,
         ready=lambda: port_open(LOOPBACK, port),
     )
+    return process, endpoint
+
+
+def start_nats(
+    store_dir: Path,
+    port: int,
+    *,
+    log_path: Path,
+    server_name: str = "acoustid-1",
+    cluster_port: int | None = None,
+    routes: Sequence[int] = (),
+    cluster_name: str = "acoustid",
+    timeout: float = 15.0,
+) -> tuple[ManagedProcess, NatsEndpoint]:
+    made = nats_process(
+        store_dir,
+        port,
+        log_path=log_path,
+        server_name=server_name,
+        cluster_port=cluster_port,
+        routes=routes,
+        cluster_name=cluster_name,
+    )
+    return _started(made, timeout)
+
+
+def _started(made: tuple[ManagedProcess, E], timeout: float) -> tuple[ManagedProcess, E]:
+    process, _ = made
     process.start()
     process.wait_ready(timeout)
-    return process, endpoint
+    return made
