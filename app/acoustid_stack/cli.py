@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "config": "acoustid_stack.config_commands:config",
     "db": "acoustid_stack.db.commands:db",
     "fingerprint": "acoustid_stack.fingerprint.commands:fingerprint",
+    "sizing": "acoustid_stack.sizing_commands:sizing",
 }
 
 
