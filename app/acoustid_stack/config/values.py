@@ -81,7 +81,7 @@ _FALSE = frozenset({"false", "no", "off", "0"})
 
 @dataclass(frozen=True)
 class Boolean:
-    label: str = "boolean (true/false, yes/no, on/off, 1/0)"
+    label: str = "boolean"
 
     def parse(self, text: str) -> bool:
         lowered = text.lower()
