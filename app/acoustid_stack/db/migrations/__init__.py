@@ -1,0 +1,1 @@
+"""Alembic script location: `env.py`, the revision template and one history per database."""
