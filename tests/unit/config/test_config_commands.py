@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,8 +22,6 @@ SECRETS = {
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    import os
-
     for var in list(os.environ):
         if var.startswith("ACOUSTID_"):
             monkeypatch.delenv(var)
