@@ -1,0 +1,123 @@
+"""Contracts of the index: errors, changes, search results, and the client Protocol.
+
+Errors carry the HTTP status the server answers with, so handlers never guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+MAX_UINT32 = 0xFFFFFFFF
+
+MetadataValue = str | int | float | bool | None
+
+
+class FpindexError(Exception):
+    """Base of every index error; `status` is the HTTP status the server answers with."""
+
+    status = 500
+
+
+class BadRequestError(FpindexError):
+    status = 400
+
+
+class IndexNotFoundError(FpindexError):
+    status = 404
+
+
+class DocumentNotFoundError(FpindexError):
+    status = 404
+
+
+class ConflictError(FpindexError):
+    """Optimistic concurrency failed (`expected_version`) or the index already exists."""
+
+    status = 409
+
+
+class NotReadyError(FpindexError):
+    """The index is still recovering segments and WAL."""
+
+    status = 503
+
+
+class ShardUnavailableError(FpindexError):
+    """A shard that owns the ids being written did not answer: the caller must retry."""
+
+    status = 503
+
+
+@dataclass(frozen=True)
+class Insert:
+    """Insert or replace document `id` with the set of `hashes` (query terms)."""
+
+    id: int
+    hashes: NDArray[np.uint32]
+
+
+@dataclass(frozen=True)
+class Delete:
+    id: int
+
+
+Change = Insert | Delete
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """`score` is the number of distinct query hashes present in document `id`."""
+
+    id: int
+    score: int
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Search parameters as the fpindex API defines them (timeout in seconds here)."""
+
+    limit: int = 40
+    timeout: float = 0.5
+    min_score: int | None = None  # None: ceil(len(query) / 20)
+    score_pct: int = 10
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    version: int
+
+
+@dataclass
+class IndexInfo:
+    version: int
+    metadata: dict[str, MetadataValue] = field(default_factory=dict)
+    num_docs: int = 0
+    num_segments: int = 0
+    min_doc_id: int = 0
+    max_doc_id: int = 0
+
+
+class FingerprintIndex(Protocol):
+    """What the api and worker need from an index: ours (sharded) or an upstream fpindex."""
+
+    async def search(
+        self, query: Sequence[int], options: SearchOptions | None = None
+    ) -> list[SearchHit]: ...
+
+    async def update(
+        self,
+        changes: Sequence[Change],
+        *,
+        metadata: Mapping[str, MetadataValue] | None = None,
+    ) -> None: ...
+
+    async def insert(self, doc_id: int, hashes: Sequence[int]) -> None: ...
+
+    async def delete(self, doc_id: int) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,162 @@
+"""Merging segments: which to merge (policy) and how (tombstones dropped, ordinals remapped).
+
+Policy, chosen so a search visits few segments without rewriting data endlessly:
+
+* memory segments (one per update batch) are folded into one as soon as there are two;
+  folds coalesce batches that arrived while the previous fold ran;
+* memory is flushed to a file segment at `flush_docs` documents or after `idle_flush`
+  seconds without writes;
+* file segments are size-tiered: `tier_factor` neighbours of the same size class are
+  merged into one of the next class, so a posting is rewritten log_T(N / flush_docs)
+  times and there are at most (T - 1) segments per class;
+* after `idle_compact` seconds without writes everything is merged into one file
+  segment, which is the state a read-mostly index spends its life in;
+* `max_segments` is a hard bound: above it the two smallest neighbours are merged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from acoustid_stack.index.segment import U32, U64, Segment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MergePolicy:
+    flush_docs: int = 65536
+    idle_flush: float = 2.0
+    idle_compact: float = 5.0
+    tier_factor: int = 4
+    max_segments: int = 8
+
+    def size_class(self, docs: int) -> int:
+        if docs <= self.flush_docs:
+            return 0
+        return int(math.log(docs / self.flush_docs, self.tier_factor))
+
+    def pick_file_merge(self, sizes: Sequence[int], *, idle: bool) -> tuple[int, int] | None:
+        """A slice [start, stop) of file segments (oldest first) to merge, or None."""
+        if len(sizes) < 2:
+            return None
+        if idle:
+            return (0, len(sizes))
+        classes = [self.size_class(s) for s in sizes]
+        stop = len(sizes)
+        while stop > 0:
+            start = stop - 1
+            while start > 0 and classes[start - 1] == classes[stop - 1]:
+                start -= 1
+            if stop - start >= self.tier_factor:
+                return (start, stop)
+            stop = start
+        if len(sizes) > self.max_segments:
+            pair = min(range(len(sizes) - 1), key=lambda i: sizes[i] + sizes[i + 1])
+            return (pair, pair + 2)
+        return None
+
+
+@dataclass
+class MergedPostings:
+    """Live documents of the inputs and their postings sorted by (term, new ordinal)."""
+
+    docs: U32
+    versions: U64
+    terms: U32
+    ords: U32
+
+
+def merge_segments(segments: Sequence[Segment], deleted: Sequence[np.ndarray]) -> MergedPostings:
+    """Merge `segments` (oldest first) as of the tombstones `deleted[i]` of each.
+
+    Tombstones are applied here: deleted documents and their postings are dropped. A
+    document live in two inputs (only possible mid-update) keeps its newest copy.
+    """
+    live_docs = [seg.docs[~dead] for seg, dead in zip(segments, deleted, strict=True)]
+    live_versions = [seg.versions[~dead] for seg, dead in zip(segments, deleted, strict=True)]
+    all_docs = np.concatenate(live_docs) if live_docs else np.empty(0, np.uint32)
+    all_versions = np.concatenate(live_versions) if live_versions else np.empty(0, np.uint64)
+    # newest first, so np.unique keeps the newest copy of a duplicated id
+    docs, first = np.unique(all_docs[::-1], return_index=True)
+    versions = all_versions[::-1][first]
+    owner = np.repeat(np.arange(len(segments)), [len(d) for d in live_docs])[::-1][first]
+
+    keys_parts = []
+    for i, (seg, dead) in enumerate(zip(segments, deleted, strict=True)):
+        remap = np.full(seg.num_docs, -1, dtype=np.int64)
+        mine = owner == i
+        remap[np.searchsorted(seg.docs, docs[mine])] = np.flatnonzero(mine)
+        terms, ords = seg.decode()
+        new_ords = remap[ords]
+        keep = new_ords >= 0
+        if not dead.any() and keep.all():
+            keys_parts.append(
+                (terms.astype(np.uint64) << np.uint64(32)) | new_ords.astype(np.uint64)
+            )
+        else:
+            keys_parts.append(
+                (terms[keep].astype(np.uint64) << np.uint64(32)) | new_ords[keep].astype(np.uint64)
+            )
+        del terms, ords, new_ords, keep
+    keys = np.concatenate(keys_parts) if keys_parts else np.empty(0, np.uint64)
+    del keys_parts
+    # inputs are sorted runs: the stable sort (timsort) merges them in near-linear time
+    keys.sort(kind="stable")
+    return MergedPostings(
+        docs=docs.astype(np.uint32),
+        versions=versions.astype(np.uint64),
+        terms=(keys >> np.uint64(32)).astype(np.uint32),
+        ords=(keys & np.uint64(0xFFFFFFFF)).astype(np.uint32),
+    )
+
+
+class Maintainable(Protocol):
+    def maintain(self) -> bool: ...
+
+
+class MergeScheduler:
+    """Background thread running flushes and merges of every store it is given.
+
+    Failure policy: an error in one merge is logged and retried on the next round; the
+    data stays correct meanwhile (searches just visit more segments).
+    """
+
+    def __init__(self, stores: Callable[[], Iterable[Maintainable]], *, interval: float = 0.2):
+        self._stores = stores
+        self._interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fpindex-merger", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            busy = False
+            for store in list(self._stores()):
+                if self._stop.is_set():
+                    return
+                try:
+                    busy = store.maintain() or busy
+                except Exception:
+                    log.exception("index maintenance failed; retrying next round")
+            if not busy:
+                self._wake.wait(self._interval)
+                self._wake.clear()

@@ -1,0 +1,189 @@
+"""The fpindex wire format: JSON or MessagePack bodies, validated into typed requests.
+
+MessagePack maps may use the single-letter prefixes of field names, as upstream's
+encoder does (`{"q": [...], "l": 10}`); we accept both spellings on input and answer
+msgpack with the short keys. Validation is complete before anything is applied: a bad
+request changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from acoustid_stack.index.interfaces import (
+    MAX_UINT32,
+    BadRequestError,
+    Change,
+    Delete,
+    Insert,
+    MetadataValue,
+    SearchOptions,
+)
+from acoustid_stack.index.segment import U32
+
+MSGPACK = "application/vnd.msgpack"
+_MSGPACK_TYPES = (MSGPACK, "application/msgpack", "application/x-msgpack")
+DEFAULT_LIMIT = 40
+MAX_LIMIT = 100
+DEFAULT_TIMEOUT_MS = 500
+MAX_TIMEOUT_MS = 10000
+
+
+def is_msgpack(content_type: str | None) -> bool:
+    return bool(content_type) and any(t in str(content_type) for t in _MSGPACK_TYPES)
+
+
+def decode_body(body: bytes, content_type: str | None) -> dict[str, Any]:
+    """The request body as a map; an empty body is an empty map."""
+    if not body:
+        return {}
+    try:
+        data = msgpack.unpackb(body, raw=False) if is_msgpack(content_type) else json.loads(body)
+    except Exception as exc:  # every decoder failure is the client's malformed body
+        kind = "MessagePack" if is_msgpack(content_type) else "JSON"
+        raise BadRequestError(f"malformed {kind} body: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadRequestError("the body must be a map (JSON object)")
+    return data
+
+
+def field(data: Mapping[str, Any], name: str, default: Any = None) -> Any:
+    """`data[name]`, or its one-letter msgpack spelling."""
+    if name in data:
+        return data[name]
+    return data.get(name[0], default)
+
+
+def _int(value: Any, what: str, low: int, high: int) -> int:
+    if type(value) is not int:
+        raise BadRequestError(f"{what} must be an integer, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise BadRequestError(f"{what} must be between {low} and {high}, got {value}")
+    return value
+
+
+def doc_id(value: Any) -> int:
+    return _int(value, "id", 1, MAX_UINT32)
+
+
+def parse_doc_id(text: str) -> int:
+    if not text.isdigit():
+        raise BadRequestError(f"document id must be a positive integer, got {text!r}")
+    return doc_id(int(text))
+
+
+def hashes(value: Any, what: str = "hashes") -> U32:
+    if not isinstance(value, list):
+        raise BadRequestError(f"{what} must be a list of unsigned 32-bit integers")
+    if not all(type(v) is int for v in value):
+        raise BadRequestError(f"{what} must hold integers only")
+    try:
+        array = np.array(value, dtype=np.int64)
+    except OverflowError as exc:
+        raise BadRequestError(f"{what} must be unsigned 32-bit integers") from exc
+    if len(array) and (array.min() < 0 or array.max() > MAX_UINT32):
+        raise BadRequestError(f"{what} must be unsigned 32-bit integers (0..{MAX_UINT32})")
+    return array.astype(np.uint32)
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    query: U32
+    options: SearchOptions
+
+
+def parse_search(data: Mapping[str, Any]) -> SearchRequest:
+    query = field(data, "query")
+    if query is None:
+        raise BadRequestError("query is required")
+    limit = field(data, "limit", DEFAULT_LIMIT)
+    timeout = field(data, "timeout", DEFAULT_TIMEOUT_MS)
+    if type(timeout) is float and timeout.is_integer():
+        timeout = int(timeout)
+    min_score = field(data, "min_score")
+    return SearchRequest(
+        query=hashes(query, "query"),
+        options=SearchOptions(
+            limit=_int(limit, "limit", 1, MAX_LIMIT),
+            # like upstream: 0 means the default, longer than the maximum is capped
+            timeout=min(_int(timeout, "timeout", 0, 2**31) or DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS)
+            / 1000,
+            min_score=None if min_score is None else _int(min_score, "min_score", 0, 2**31),
+            score_pct=_int(field(data, "score_pct", 10), "score_pct", 0, 100),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class UpdateRequest:
+    changes: list[Change]
+    metadata: dict[str, MetadataValue] | None
+    expected_version: int | None
+
+
+def parse_change(item: Any) -> Change:
+    if not isinstance(item, dict) or len(item) != 1:
+        raise BadRequestError('each change must be {"insert": {...}} or {"delete": {...}}')
+    ((kind, body),) = item.items()
+    if not isinstance(body, dict):
+        raise BadRequestError(f"change {kind!r} must be a map")
+    if kind in ("insert", "i"):
+        return Insert(doc_id(field(body, "id")), hashes(field(body, "hashes")))
+    if kind in ("delete", "d"):
+        return Delete(doc_id(field(body, "id")))
+    raise BadRequestError(f"unknown change {kind!r}; use insert or delete")
+
+
+def parse_metadata(value: Any) -> dict[str, MetadataValue] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise BadRequestError("metadata must be a map of names to values")
+    for key, item in value.items():
+        if item is not None and not isinstance(item, str | int | float | bool):
+            raise BadRequestError(f"metadata {key!r} must be a string, number, bool or null")
+    return dict(value)
+
+
+def parse_update(data: Mapping[str, Any]) -> UpdateRequest:
+    changes = field(data, "changes")
+    if not isinstance(changes, list):
+        raise BadRequestError("changes must be a list")
+    expected = field(data, "expected_version")
+    return UpdateRequest(
+        changes=[parse_change(item) for item in changes],
+        metadata=parse_metadata(field(data, "metadata")),
+        expected_version=None if expected is None else _int(expected, "expected_version", 0, 2**63),
+    )
+
+
+def shorten(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Msgpack rendering of a response, as upstream encodes it: the response's keys and
+    those of records in its lists become their first letter; free-form maps (metadata,
+    stats) keep their keys."""
+    return {
+        key[0]: [_short_keys(v) for v in value] if isinstance(value, list) else value
+        for key, value in data.items()
+    }
+
+
+def _short_keys(value: Any) -> Any:
+    return {k[0]: v for k, v in value.items()} if isinstance(value, dict) else value
+
+
+def encode(data: Mapping[str, Any], *, as_msgpack: bool) -> bytes:
+    if as_msgpack:
+        packed: bytes = msgpack.packb(shorten(data))
+        return packed
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def expand(data: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """Client side: a response map with long keys, whichever spelling the server used."""
+    return {name: field(data, name) for name in names}

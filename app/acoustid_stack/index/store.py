@@ -1,0 +1,530 @@
+"""One index on disk: segments + WAL + manifest, with versions, snapshots and recovery.
+
+Layout of an index directory:
+
+    manifest.json          the checkpoint: version V, metadata, file segments + tombstones
+    segments/*.fpseg       immutable file segments (segment.py)
+    segments/*.del-N.npy   tombstoned ordinals of a segment, a new file per change
+    wal/wal-*.log          every update after V (wal.py)
+
+Contract: `update` returns only after its WAL record is fsynced, so a restart (also
+after kill -9) recovers manifest + WAL replay = every acknowledged change and nothing
+else. Files are never modified after they are written, which is what lets a snapshot
+be a set of hard links.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acoustid_stack.index.interfaces import (
+    Change,
+    ConflictError,
+    DocumentNotFoundError,
+    IndexInfo,
+    Insert,
+    MetadataValue,
+    NotReadyError,
+    SearchHit,
+    SearchOptions,
+)
+from acoustid_stack.index.memory import MemorySegment
+from acoustid_stack.index.merge import MergePolicy, merge_segments
+from acoustid_stack.index.segment import U32, FileSegment, Segment, SegmentFileError
+from acoustid_stack.index.wal import WriteAheadLog, _fsync_dir
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+SEGMENTS_DIR = "segments"
+WAL_DIR = "wal"
+_FORMAT = 1
+# replaying a long WAL creates one memory segment per record; fold them as we go
+_REPLAY_FOLD_AT = 32
+
+# (index name, kind of work, seconds)
+MergeObserver = Callable[[str, str, float], None]
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    num_docs: int
+    memory_segments: int
+    file_segments: int
+    memory_bytes: int
+    file_bytes: int
+    wal_bytes: int
+
+
+class IndexStore:
+    """A single index. Thread-safe: one writer at a time, searches never block on writes."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        policy: MergePolicy | None = None,
+        on_merge: MergeObserver | None = None,
+    ) -> None:
+        self.path = path
+        self.policy = policy or MergePolicy()
+        self._on_merge = on_merge
+        self._write_lock = threading.Lock()
+        # serialises flushes, merges and snapshots (the manifest has one writer)
+        self._maintenance_lock = threading.Lock()
+        self._segments: tuple[Segment, ...] = ()
+        self._wal = WriteAheadLog(path / WAL_DIR)
+        self._dirty: set[int] = set()
+        self._deletion_files: dict[int, str] = {}
+        self._manifest_serial = 0
+        self._next_segment_id = 1
+        self.version = 0
+        self.checkpoint_version = 0
+        self.generation = 1
+        self.metadata: dict[str, MetadataValue] = {}
+        self.ready = False
+        self._last_write = time.monotonic()
+        self._compacted_since_write = False
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: Path, *, generation: int = 1, **kwargs: Any) -> IndexStore:
+        (path / SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
+        store = cls(path, **kwargs)
+        store.generation = generation
+        store._write_manifest()
+        return store
+
+    def open(self) -> None:
+        """Recover: map the manifest's segments, then replay the WAL after its version."""
+        manifest = read_manifest(self.path)
+        self.generation = int(manifest.get("generation", 1))
+        self.version = self.checkpoint_version = int(manifest["version"])
+        self.metadata = dict(manifest.get("metadata", {}))
+        self._next_segment_id = int(manifest["next_segment_id"])
+        self._manifest_serial = int(manifest.get("serial", 0))
+        segments: list[Segment] = []
+        for entry in manifest["segments"]:
+            segment = FileSegment.open(self.path / SEGMENTS_DIR / entry["file"])
+            if entry.get("deleted"):
+                self._deletion_files[segment.segment_id] = entry["deleted"]
+                ords = np.load(self.path / SEGMENTS_DIR / entry["deleted"])
+                segment.set_deleted_ordinals(ords)
+            segments.append(segment)
+        self._segments = tuple(segments)
+        replayed = 0
+        for record in self._wal.replay(self.checkpoint_version):
+            self._apply(record.version, record.changes, record.metadata)
+            replayed += 1
+            if sum(1 for s in self._segments if s.kind == "memory") >= _REPLAY_FOLD_AT:
+                self._fold_memory()
+        self._wal.open(self.version + 1)
+        self._remove_unreferenced_files()
+        self.ready = True
+        log.info(
+            "index %s: version %d, %d segments, %d WAL records replayed",
+            self.path.name,
+            self.version,
+            len(self._segments),
+            replayed,
+        )
+
+    def close(self) -> None:
+        with self._maintenance_lock, self._write_lock:
+            self._wal.close()
+            self.ready = False
+
+    # ---- writes ---------------------------------------------------------------------
+
+    def update(
+        self,
+        changes: Sequence[Change],
+        *,
+        metadata: Mapping[str, MetadataValue] | None = None,
+        expected_version: int | None = None,
+    ) -> int:
+        """Apply changes atomically; returns the new version once the WAL is fsynced."""
+        self._require_ready()
+        with self._write_lock:
+            if expected_version is not None and expected_version != self.version:
+                raise ConflictError(
+                    f"expected version {expected_version}, the index is at {self.version}"
+                )
+            version = self.version + 1
+            self._wal.append(version, list(changes), metadata)
+            self._apply(version, changes, metadata)
+            self._last_write = time.monotonic()
+            self._compacted_since_write = False
+            return version
+
+    def _apply(
+        self,
+        version: int,
+        changes: Sequence[Change],
+        metadata: Mapping[str, MetadataValue] | None,
+    ) -> None:
+        final: dict[int, U32 | None] = {}
+        for change in changes:
+            final[change.id] = change.hashes if isinstance(change, Insert) else None
+        older = self._segments
+        inserted = [(doc_id, h) for doc_id, h in final.items() if h is not None]
+        if inserted:
+            segment = MemorySegment.from_documents(
+                segment_id=self._allocate_segment_id(),
+                version=version,
+                ids=[doc_id for doc_id, _ in inserted],
+                hashes=[h for _, h in inserted],
+            )
+            # publish the new copy before hiding old ones: a concurrent search sees a
+            # document twice (and keeps the best score), never zero times
+            self._segments = (*older, segment)
+        if final:
+            ids = np.fromiter(final.keys(), dtype=np.uint32, count=len(final))
+            for old in older:
+                if old.mark_deleted(ids) and old.kind == "file":
+                    self._dirty.add(old.segment_id)
+        for key, value in (metadata or {}).items():
+            if value is None:
+                self.metadata.pop(key, None)
+            else:
+                self.metadata[key] = value
+        self.version = version
+
+    def _allocate_segment_id(self) -> int:
+        segment_id = self._next_segment_id
+        self._next_segment_id += 1
+        return segment_id
+
+    # ---- reads ----------------------------------------------------------------------
+
+    def search(self, query: Sequence[int] | U32, options: SearchOptions) -> list[SearchHit]:
+        """Documents sharing the most distinct terms with `query` (fpindex semantics)."""
+        self._require_ready()
+        terms = np.unique(np.asarray(query, dtype=np.uint32))
+        if not len(terms):
+            return []
+        deadline = time.monotonic() + options.timeout
+        id_parts: list[U32] = []
+        count_parts: list[np.ndarray] = []
+        for segment in self._segments:
+            ords = segment.match(terms)
+            if len(ords):
+                unique_ords, counts = np.unique(ords, return_counts=True)
+                id_parts.append(segment.docs[unique_ords])
+                count_parts.append(counts)
+            if time.monotonic() > deadline:
+                log.warning("search timed out after %.3f s; partial results", options.timeout)
+                break
+        if not id_parts:
+            return []
+        ids = np.concatenate(id_parts)
+        scores = np.concatenate(count_parts)
+        if len(id_parts) > 1:
+            # a document is live in one segment, except for an instant during an update
+            order = np.argsort(-scores, kind="stable")
+            ids, first = np.unique(ids[order], return_index=True)
+            scores = scores[order][first]
+        min_score = (
+            options.min_score if options.min_score is not None else math.ceil(len(terms) / 20)
+        )
+        keep = scores >= max(min_score, 1)
+        if not keep.any():
+            return []
+        ids, scores = ids[keep], scores[keep]
+        top = int(scores.max())
+        keep = scores * 100 >= top * options.score_pct
+        ids, scores = ids[keep], scores[keep]
+        order = np.lexsort((ids, -scores))[: options.limit]
+        return [SearchHit(int(i), int(s)) for i, s in zip(ids[order], scores[order], strict=True)]
+
+    def document_version(self, doc_id: int) -> int:
+        """Version that wrote the live copy of `doc_id`."""
+        self._require_ready()
+        probe = np.array([doc_id], dtype=np.uint32)
+        for segment in reversed(self._segments):
+            ordinal = int(segment.find(probe)[0])
+            if ordinal >= 0 and not segment.deleted[ordinal]:
+                return int(segment.versions[ordinal])
+        raise DocumentNotFoundError(f"document {doc_id} is not in the index")
+
+    def info(self) -> IndexInfo:
+        self._require_ready()
+        segments = self._segments
+        lows = [int(s.docs[~s.deleted].min()) for s in segments if s.live_docs]
+        highs = [int(s.docs[~s.deleted].max()) for s in segments if s.live_docs]
+        return IndexInfo(
+            version=self.version,
+            metadata=dict(self.metadata),
+            num_docs=sum(s.live_docs for s in segments),
+            num_segments=len(segments),
+            min_doc_id=min(lows, default=0),
+            max_doc_id=max(highs, default=0),
+        )
+
+    def stats(self) -> StoreStats:
+        segments = self._segments
+        memory = [s for s in segments if s.kind == "memory"]
+        files = [s for s in segments if s.kind == "file"]
+        return StoreStats(
+            num_docs=sum(s.live_docs for s in segments),
+            memory_segments=len(memory),
+            file_segments=len(files),
+            memory_bytes=sum(s.nbytes for s in memory),
+            file_bytes=sum(s.nbytes for s in files),
+            wal_bytes=self._wal.size_bytes,
+        )
+
+    def _require_ready(self) -> None:
+        if not self.ready:
+            raise NotReadyError(f"index {self.path.name} is loading")
+
+    # ---- maintenance: flushes and merges (called by merge.MergeScheduler) ------------
+
+    def maintain(self) -> bool:
+        """Do one flush or merge if the policy asks for one; True if work was done."""
+        if not self.ready:
+            return False
+        with self._maintenance_lock:
+            idle = time.monotonic() - self._last_write
+            segments = self._segments
+            memory = [s for s in segments if s.kind == "memory"]
+            files = [s for s in segments if s.kind == "file"]
+            if memory and (
+                sum(s.live_docs for s in memory) >= self.policy.flush_docs
+                or idle >= self.policy.idle_flush
+            ):
+                self._flush()
+                return True
+            if len(memory) >= 2:
+                self._fold_memory()
+                return True
+            compact = idle >= self.policy.idle_compact and not self._compacted_since_write
+            pick = self.policy.pick_file_merge([s.live_docs for s in files], idle=compact)
+            if pick is None:
+                self._compacted_since_write = self._compacted_since_write or compact
+                return False
+            self._merge_files(files[pick[0] : pick[1]])
+            return True
+
+    def checkpoint(self) -> None:
+        """Flush memory segments to a file segment now (snapshots and shutdown use it)."""
+        with self._maintenance_lock:
+            if any(s.kind == "memory" for s in self._segments):
+                self._flush()
+
+    def _capture(self, kind: str) -> tuple[list[Segment], list[np.ndarray]]:
+        chosen = [s for s in self._segments if s.kind == kind]
+        return chosen, [s.deleted.copy() for s in chosen]
+
+    def _install(
+        self,
+        replaced: list[Segment],
+        captured: list[np.ndarray],
+        new: Segment | None,
+    ) -> None:
+        """Swap `replaced` for `new`, carrying over tombstones set since the capture."""
+        if new is not None:
+            for segment, before in zip(replaced, captured, strict=True):
+                since = segment.deleted & ~before
+                if since.any():
+                    new.mark_deleted(segment.docs[since])
+                    if new.kind == "file":
+                        self._dirty.add(new.segment_id)
+        gone = {id(s) for s in replaced}
+        current = list(self._segments)
+        # the new segment takes the place of the oldest one it replaces, which keeps
+        # file segments in age order and before memory segments
+        position = next(i for i, s in enumerate(current) if id(s) in gone)
+        kept = [s for s in current[:position] if id(s) not in gone]
+        if new is not None:
+            kept.append(new)
+        kept.extend(s for s in current[position:] if id(s) not in gone)
+        self._segments = tuple(kept)
+
+    def _fold_memory(self) -> None:
+        started = time.monotonic()
+        with self._write_lock:
+            memory, captured = self._capture("memory")
+            segment_id = self._allocate_segment_id()
+        merged = merge_segments(memory, captured)
+        folded = MemorySegment.from_postings(
+            segment_id=segment_id,
+            docs=merged.docs,
+            versions=merged.versions,
+            terms=merged.terms,
+            ords=merged.ords,
+        )
+        with self._write_lock:
+            self._install(memory, captured, folded if folded.num_docs else None)
+        self._observe("fold", started)
+
+    def _flush(self) -> None:
+        started = time.monotonic()
+        with self._write_lock:
+            memory, captured = self._capture("memory")
+            flushed_version = self.version
+            segment_id = self._allocate_segment_id()
+            self._wal.rotate(flushed_version + 1)
+        merged = merge_segments(memory, captured)
+        new = self._write_segment(segment_id, merged) if len(merged.docs) else None
+        with self._write_lock:
+            self._install(memory, captured, new)
+            self.checkpoint_version = flushed_version
+            self._write_manifest()
+        self._wal.drop_through(flushed_version)
+        self._remove_unreferenced_files()
+        self._observe("flush", started)
+
+    def _merge_files(self, files: list[Segment]) -> None:
+        started = time.monotonic()
+        with self._write_lock:
+            captured = [s.deleted.copy() for s in files]
+            segment_id = self._allocate_segment_id()
+        merged = merge_segments(files, captured)
+        new = self._write_segment(segment_id, merged) if len(merged.docs) else None
+        with self._write_lock:
+            self._install(files, captured, new)
+            self._write_manifest()
+        self._remove_unreferenced_files()
+        self._observe("merge", started)
+        log.info(
+            "index %s: merged %d segments into %d documents in %.1f s",
+            self.path.name,
+            len(files),
+            len(merged.docs),
+            time.monotonic() - started,
+        )
+
+    def _write_segment(self, segment_id: int, merged: Any) -> FileSegment:
+        return FileSegment.write(
+            self.path / SEGMENTS_DIR / f"segment-{segment_id:010d}.fpseg",
+            segment_id=segment_id,
+            docs=merged.docs,
+            versions=merged.versions,
+            terms=merged.terms,
+            ords=merged.ords,
+        )
+
+    def _observe(self, kind: str, started: float) -> None:
+        if self._on_merge is not None:
+            self._on_merge(self.path.name, kind, time.monotonic() - started)
+
+    # ---- manifest, snapshots --------------------------------------------------------
+
+    def _write_manifest(self) -> None:
+        """Atomically replace manifest.json; caller holds the write lock."""
+        segment_dir = self.path / SEGMENTS_DIR
+        segment_dir.mkdir(parents=True, exist_ok=True)
+        self._manifest_serial += 1
+        entries = []
+        for segment in self._segments:
+            if not isinstance(segment, FileSegment):
+                continue
+            if segment.segment_id in self._dirty:
+                name = f"{segment.path.stem}.del-{self._manifest_serial:08d}.npy"
+                with (segment_dir / name).open("wb") as f:
+                    np.save(f, segment.deleted_ordinals())
+                    f.flush()
+                    os.fsync(f.fileno())
+                self._deletion_files[segment.segment_id] = name
+            entries.append(
+                {
+                    "file": segment.path.name,
+                    "deleted": self._deletion_files.get(segment.segment_id)
+                    if segment.num_deleted
+                    else None,
+                    "docs": segment.num_docs,
+                    "postings": segment.num_postings,
+                }
+            )
+        self._dirty.clear()
+        manifest = {
+            "format": _FORMAT,
+            "generation": self.generation,
+            "version": self.checkpoint_version,
+            # metadata newer than the checkpoint is also in the WAL; replay sets it again
+            "metadata": self.metadata,
+            "next_segment_id": self._next_segment_id,
+            "serial": self._manifest_serial,
+            "segments": entries,
+        }
+        tmp = self.path / (MANIFEST + ".tmp")
+        with tmp.open("w") as f:
+            json.dump(manifest, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.rename(self.path / MANIFEST)
+        _fsync_dir(self.path)
+
+    def snapshot(self, destination: Path) -> list[str]:
+        """Hard-link a consistent checkpoint (manifest + its files) into `destination`.
+
+        Returns the relative paths, manifest first. Writes continue meanwhile; they are
+        after the snapshot's version and not part of it.
+        """
+        self.checkpoint()
+        with self._maintenance_lock:
+            manifest = read_manifest(self.path)
+            names = [MANIFEST]
+            for entry in manifest["segments"]:
+                names.append(f"{SEGMENTS_DIR}/{entry['file']}")
+                if entry.get("deleted"):
+                    names.append(f"{SEGMENTS_DIR}/{entry['deleted']}")
+            (destination / SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
+            for name in names:
+                os.link(self.path / name, destination / name)
+        return names
+
+    def _remove_unreferenced_files(self) -> None:
+        with self._write_lock:
+            referenced = {s.path.name for s in self._segments if isinstance(s, FileSegment)}
+            referenced |= {
+                name
+                for seg_id, name in self._deletion_files.items()
+                if any(s.segment_id == seg_id for s in self._segments)
+            }
+        for path in (self.path / SEGMENTS_DIR).iterdir():
+            if path.name not in referenced:
+                path.unlink(missing_ok=True)
+
+    def destroy(self) -> None:
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest: dict[str, Any] = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError as exc:
+        raise SegmentFileError(f"{path} has no {MANIFEST}: not an index directory") from exc
+    except (OSError, ValueError) as exc:
+        raise SegmentFileError(f"{path / MANIFEST} is unreadable: {exc}") from exc
+    if manifest.get("format") != _FORMAT:
+        raise SegmentFileError(f"{path / MANIFEST}: unknown format {manifest.get('format')!r}")
+    return manifest
+
+
+def verify_index_dir(path: Path) -> dict[str, Any]:
+    """Check manifest and every referenced file (checksums); returns the manifest."""
+    manifest = read_manifest(path)
+    for entry in manifest["segments"]:
+        FileSegment.open(path / SEGMENTS_DIR / entry["file"], verify=True)
+        if entry.get("deleted"):
+            try:
+                np.load(path / SEGMENTS_DIR / entry["deleted"])
+            except (OSError, ValueError) as exc:
+                raise SegmentFileError(f"tombstones {entry['deleted']}: {exc}") from exc
+    return manifest
