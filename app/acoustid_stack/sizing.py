@@ -215,6 +215,8 @@ class RedisSettings:
 class JetStreamSettings:
     max_file_store: int
     max_memory_store: int
+    # Replicas of the SUBMISSIONS stream: R3 on a cluster of three or more, else R1.
+    stream_replicas: int
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,8 @@ class Derived:
     index: IndexSettings
     pods: Mapping[ComponentName, PodResources]
     autoscaling: Mapping[ComponentName, Autoscaling]
+    # Worker processes of the api and web servers in one pod: one per core of its budget.
+    server_processes: Mapping[ComponentName, int]
 
 
 @dataclass(frozen=True)
@@ -442,6 +446,9 @@ def derive(profile: Profile) -> Derived:
         index=index_settings(profile.component("index")),
         pods={name: pod_resources(profile.component(name)) for name in ("index", *APP_COMPONENTS)},
         autoscaling=autoscaling,
+        server_processes={
+            name: max(1, int(profile.component(name).budget_cpu)) for name in ("api", "web")
+        },
     )
 
 
@@ -495,7 +502,9 @@ def redis_settings(size: ComponentSize) -> RedisSettings:
 def jetstream_settings(size: ComponentSize) -> JetStreamSettings:
     # Streams are file-backed; the rest of the disk and memory is headroom for the server.
     return JetStreamSettings(
-        max_file_store=_mib_floor(size.disk * 4 // 5), max_memory_store=_mib_floor(size.memory // 4)
+        max_file_store=_mib_floor(size.disk * 4 // 5),
+        max_memory_store=_mib_floor(size.memory // 4),
+        stream_replicas=3 if size.instances >= 3 else 1,
     )
 
 
@@ -574,6 +583,7 @@ def to_dict(profile: Profile) -> dict[str, Any]:
             "index": asdict(derived.index),
             "pods": {name: asdict(pod) for name, pod in derived.pods.items()},
             "autoscaling": {name: asdict(bounds) for name, bounds in derived.autoscaling.items()},
+            "server_processes": dict(derived.server_processes),
         },
     }
 
@@ -592,15 +602,20 @@ def helm_values(profile: Profile) -> dict[str, Any]:
             },
             "resources": derived.pods[name].as_kubernetes(),
         }
-    values["cron"] = {"resources": derived.pods["cron"].as_kubernetes()}
+        if name in derived.server_processes:
+            values[name]["workers"] = derived.server_processes[name]
+    values["cron"] = {
+        "replicas": profile.component("cron").instances,
+        "resources": derived.pods["cron"].as_kubernetes(),
+    }
     values["index"] = {
         "shards": derived.index.shards,
-        "memoryBudget": byte_quantity(derived.index.memory_budget),
         "resources": derived.pods["index"].as_kubernetes(),
         "persistence": {"size": byte_quantity(derived.index.disk_per_shard)},
         # A snapshot of a shard is at most the shard's data.
         "snapshots": {"persistence": {"size": byte_quantity(derived.index.disk_per_shard)}},
     }
+    values["nats"] = {"streamReplicas": derived.jetstream.stream_replicas}
     return values
 
 
@@ -617,8 +632,11 @@ def ansible_vars(profile: Profile) -> dict[str, Any]:
         "nats_instances": profile.component("nats").instances,
         "nats_jetstream_max_file_store": derived.jetstream.max_file_store,
         "nats_jetstream_max_memory_store": derived.jetstream.max_memory_store,
+        "nats_stream_replicas": derived.jetstream.stream_replicas,
         "index_shards": derived.index.shards,
         "index_memory_budget": derived.index.memory_budget,
+        "acoustid_api_workers": derived.server_processes["api"],
+        "acoustid_web_workers": derived.server_processes["web"],
         "acoustid_api_instances": profile.component("api").instances,
         "acoustid_web_instances": profile.component("web").instances,
         "acoustid_worker_instances": profile.component("worker").instances,
