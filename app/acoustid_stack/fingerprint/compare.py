@@ -33,7 +33,7 @@ _DIVERSITY_BONUS = 10
 _DIVERSITY_FLOOR = 0.5
 
 
-def compare(a: ArrayLike, b: ArrayLike, max_offset: int = 0) -> float:
+def compare2(a: ArrayLike, b: ArrayLike, max_offset: int = 0) -> float:
     """`acoustid_compare2(a, b, max_offset)`: similarity in [0, 1], float32 precision.
 
     `max_offset` 0 means any alignment; upstream's importer and lookups use 80.
