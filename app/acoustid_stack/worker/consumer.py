@@ -1,0 +1,129 @@
+"""The durable JetStream pull consumer that feeds submissions to the importer.
+
+Delivery policy: explicit ack after the import committed (at-least-once; the importer makes
+repeats harmless). A failed import is nak'ed with a growing delay; a message nobody could
+handle after `max_deliver` attempts stays pending in the ingest database, where the cron
+outbox re-publishes it later. A message whose body is not a submission id is terminated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from acoustid_stack.config import NatsSettings
+from acoustid_stack.worker.interfaces import ImportOutcome
+from acoustid_stack.worker.metrics import WorkerMetrics
+
+logger = logging.getLogger(__name__)
+
+ImportFunction = Callable[[int], Awaitable[ImportOutcome]]
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    """Consumer tuning; every worker process shares the consumer named `durable`.
+
+    `backoff` are the redelivery delays after an unacked delivery (JetStream then uses
+    backoff[0] as the ack wait); `max_deliver` must exceed their count.
+    """
+
+    durable: str = "acoustid-worker"
+    batch: int = 32
+    fetch_timeout: float = 1.0
+    backoff: tuple[float, ...] = (30.0, 60.0, 120.0, 300.0, 600.0)
+    max_deliver: int = 10
+    max_ack_pending: int = 1000
+    busy_delay: float = 1.0
+    error_delays: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0)
+
+    def consumer_config(self, settings: NatsSettings) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.backoff[0],
+            backoff=list(self.backoff),
+            max_deliver=self.max_deliver,
+            max_ack_pending=self.max_ack_pending,
+            filter_subject=f"{settings.subject_prefix}.>",
+        )
+
+    def error_delay(self, num_delivered: int) -> float:
+        return self.error_delays[min(num_delivered, len(self.error_delays)) - 1]
+
+
+class SubmissionConsumer:
+    """Pulls submission ids and imports them, a batch at a time, until `stop` is set."""
+
+    def __init__(
+        self,
+        *,
+        js: JetStreamContext,
+        settings: NatsSettings,
+        import_submission: ImportFunction,
+        metrics: WorkerMetrics,
+        options: ConsumerOptions | None = None,
+    ) -> None:
+        self._js = js
+        self._settings = settings
+        self._import = import_submission
+        self._metrics = metrics
+        self._options = options or ConsumerOptions()
+
+    async def ensure_consumer(self) -> None:
+        """Create the durable consumer, or update it to these options (idempotent)."""
+        await self._js.add_consumer(
+            self._settings.stream, self._options.consumer_config(self._settings)
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Import until `stop` is set; the batch in hand is finished (and acked) first."""
+        await self.ensure_consumer()
+        subscription = await self._js.pull_subscribe_bind(
+            self._options.durable, stream=self._settings.stream
+        )
+        try:
+            while not stop.is_set():
+                try:
+                    messages = await subscription.fetch(
+                        self._options.batch, timeout=self._options.fetch_timeout
+                    )
+                except NatsTimeoutError:
+                    continue
+                await asyncio.gather(*(self._handle(message) for message in messages))
+        finally:
+            await subscription.unsubscribe()
+
+    async def _handle(self, message: Msg) -> None:
+        try:
+            submission_id = int(message.data)
+        except ValueError:
+            logger.error("terminating message %r: its body is not a submission id", message.data)
+            await message.term()
+            return
+        started = time.perf_counter()
+        try:
+            outcome = await self._import(submission_id)
+        except Exception:
+            delivered = message.metadata.num_delivered
+            logger.exception(
+                "import of submission %d failed (delivery %d)", submission_id, delivered
+            )
+            self._metrics.errors.inc()
+            await message.nak(delay=self._options.error_delay(delivered))
+            return
+        self._metrics.imports.labels(outcome.value).inc()
+        self._metrics.duration.observe(time.perf_counter() - started)
+        if outcome is ImportOutcome.BUSY:
+            await message.nak(delay=self._options.busy_delay)
+        else:
+            await message.ack()

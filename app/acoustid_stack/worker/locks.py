@@ -1,0 +1,61 @@
+"""Advisory transaction locks taken before an import writes (reference §4.2 step 1).
+
+Two workers importing near-identical fingerprints, or the same MBID, at the same time would
+each miss the other's uncommitted track and create a second one; the lock on the
+fingerprint's simhash and on the MBID serialises them. Locks are *tried*, never waited for:
+a busy lock sends the submission back to the queue instead of parking a worker.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from acoustid_stack.fingerprint.hashes import as_uint32
+
+
+def _signed32(value: int) -> int:
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+FINGERPRINT_LOCK = _signed32(zlib.crc32(b"import.fp"))
+MBID_LOCK = _signed32(zlib.crc32(b"import.mbid"))
+
+
+def simhash(hashes: ArrayLike) -> int:
+    """chromaprint's `chromaprint_hash_fingerprint`: bit i is set when most hashes have it set.
+
+    Near-identical fingerprints share it, which makes it a lock key for "the same audio".
+    """
+    values = as_uint32(hashes)
+    if values.size == 0:
+        return 0
+    bits = (values[:, None] >> np.arange(32, dtype=np.uint32)) & 1
+    ones = bits.sum(axis=0, dtype=np.int64)
+    majority = (2 * ones > values.size).astype(np.uint64)
+    return int((majority << np.arange(32, dtype=np.uint64)).sum())
+
+
+def mbid_key(mbid: uuid.UUID) -> int:
+    return _signed32(zlib.crc32(mbid.bytes))
+
+
+async def try_import_locks(
+    conn: AsyncConnection, *, fingerprint_hash: int, mbid: uuid.UUID | None
+) -> bool:
+    """Take the import locks in the current transaction; False if another holds one.
+
+    Released by commit or rollback.
+    """
+    keys = [(FINGERPRINT_LOCK, _signed32(fingerprint_hash))]
+    if mbid is not None:
+        keys.append((MBID_LOCK, mbid_key(mbid)))
+    for namespace, key in keys:
+        if not await conn.scalar(select(func.pg_try_advisory_xact_lock(namespace, key))):
+            return False
+    return True

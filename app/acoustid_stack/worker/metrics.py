@@ -1,0 +1,33 @@
+"""Prometheus metrics of the worker (served on `run worker --metrics-port`)."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+
+from acoustid_stack.worker.interfaces import ImportOutcome
+
+
+class WorkerMetrics:
+    """`worker_imports_total{outcome}`, `worker_import_errors_total`,
+    `worker_import_duration_seconds`; pass a fresh registry in tests."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.imports = Counter(
+            "worker_imports_total",
+            "Submissions handled, by outcome (imported, rejected, already_handled, missing, busy).",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ImportOutcome:
+            self.imports.labels(outcome.value)
+        self.errors = Counter(
+            "worker_import_errors_total",
+            "Imports that failed with an error and were sent back for a later retry.",
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "worker_import_duration_seconds",
+            "Time to handle one submission message.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=registry,
+        )
