@@ -21,8 +21,13 @@ from acoustid_stack.errors import UserError
 COMMANDS: dict[str, str] = {
     "config": "acoustid_stack.config_commands:config",
     "db": "acoustid_stack.db.commands:db",
+    "down": "acoustid_stack.local.commands:down",
     "fingerprint": "acoustid_stack.fingerprint.commands:fingerprint",
+    "index": "acoustid_stack.index.commands:index",
+    "run": "acoustid_stack.run_commands:run",
     "sizing": "acoustid_stack.sizing_commands:sizing",
+    "status": "acoustid_stack.local.commands:status",
+    "up": "acoustid_stack.local.commands:up",
 }
 
 
@@ -35,9 +40,30 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, _, attribute = target.partition(":")
-        command = getattr(importlib.import_module(module_name), attribute)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise UserError(
+                f"`{cmd_name}` is unavailable here: {exc}; reinstall with "
+                "pip install 'acoustid-stack[local]' or check the installation"
+            ) from exc
+        command = getattr(module, attribute)
         assert isinstance(command, click.Command)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            try:
+                command = self.get_command(ctx, name)
+            except UserError as exc:
+                rows.append((name, f"(unavailable: {exc.__cause__})"))
+                continue
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -132,11 +132,13 @@ class Supervisor:
             ) from None
         self._lock = lock
 
-    def start(self) -> None:
-        """Start every service in order; if one fails, stop those already up and re-raise."""
+    def start(self, only: Collection[str] | None = None) -> None:
+        """Start the services not started yet (those named in `only`, or all) in order; if one
+        fails, stop every service already up and re-raise."""
         try:
             for service in self.services:
-                self._start(service)
+                if service.state == State.PENDING and (only is None or service.name in only):
+                    self._start(service)
         except BaseException:
             self.stop()
             raise

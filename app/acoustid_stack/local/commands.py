@@ -1,0 +1,147 @@
+"""`acoustid-stack up | status | down`: the whole service on one machine."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from acoustid_stack.config import Settings, load_settings
+from acoustid_stack.db.migrate import upgrade
+from acoustid_stack.errors import UserError
+from acoustid_stack.local.bootstrap import ensure_local_application
+from acoustid_stack.local.stack import Stack, StackOptions, default_data_dir
+from acoustid_stack.local.supervisor import ServiceStatus, Supervisor, read_state, request_stop
+from acoustid_stack.sizing import load_sizing
+
+STATE_COLOURS = {"running": "green", "starting": "yellow", "backoff": "red", "failed": "red"}
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=default_data_dir,
+    show_default="the user's data folder",
+    help="Folder holding every service's data; a second `up` resumes from it.",
+)
+
+
+def status_table(statuses: list[ServiceStatus] | list[dict[str, object]]) -> Table:
+    table = Table(title="acoustid-stack", show_lines=False)
+    for column in ("service", "state", "pid", "port", "url", "restarts"):
+        table.add_column(column)
+    for status in statuses:
+        row = status if isinstance(status, dict) else status.__dict__
+        state = str(row["state"])
+        table.add_row(
+            str(row["name"]),
+            f"[{STATE_COLOURS.get(state, 'white')}]{state}[/]",
+            str(row["pid"] or "-"),
+            str(row["port"] or "-"),
+            str(row["url"] or "-"),
+            str(row["restarts"]),
+        )
+    return table
+
+
+@click.command()
+@data_dir_option
+@click.option(
+    "--use-system-services",
+    is_flag=True,
+    help="Use PostgreSQL/Redis/NATS already listening on their default ports, or from PATH.",
+)
+@click.option(
+    "--profile",
+    default=None,
+    help="Apply this sizing profile's PostgreSQL/Redis settings, scaled to this machine.",
+)
+@click.option("--api-workers", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+def up(
+    data_dir: Path, use_system_services: bool, profile: str | None, api_workers: int, workers: int
+) -> None:
+    """Run the whole service on this machine until Ctrl-C (or `acoustid-stack down`)."""
+    if profile is not None:
+        load_sizing().profile(profile)  # an unknown profile fails before anything starts
+    options = StackOptions(
+        data_dir=data_dir.resolve(),
+        use_system_services=use_system_services,
+        profile=profile,
+        api_workers=api_workers,
+        workers=workers,
+    )
+    console = Console()
+    stack = Stack(options)
+    infrastructure = stack.infrastructure()
+    services = infrastructure + stack.application()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    started = time.monotonic()
+    live = Live(status_table([]), console=console, refresh_per_second=4, transient=False)
+    supervisor = Supervisor(
+        services,
+        state_dir=options.data_dir,
+        on_change=lambda statuses: live.update(status_table(statuses)),
+        extra_state={"api_url": stack.url("api"), "config": str(stack.config_path)},
+    )
+    try:
+        with supervisor, live:
+            supervisor.start(only=[s.name for s in infrastructure])
+            if stop.is_set():
+                return
+            settings = load_settings(str(stack.config_path))
+            _migrate(settings)
+            client_key, user_key = ensure_local_application(settings)
+            supervisor.start()
+            elapsed = time.monotonic() - started
+            live.console.print(
+                f"[bold green]ready[/] in {elapsed:.1f} s — API {stack.url('api')}/v2/  "
+                f"client key [bold]{client_key}[/]  user key [bold]{user_key}[/]  "
+                f"web {stack.url('web')}  data {options.data_dir}"
+            )
+            live.console.print("Ctrl-C or `acoustid-stack down` stops everything.")
+            supervisor.run(stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    console.print("stopped; data kept in", str(options.data_dir))
+
+
+def _migrate(settings: Settings) -> None:
+    for change in upgrade(settings.database):
+        if change.changed:
+            click.echo(f"migrated {change.database}: {change.before} -> {change.after}")
+
+
+@click.command()
+@data_dir_option
+def status(data_dir: Path) -> None:
+    """Show the services of a running `acoustid-stack up`."""
+    state = read_state(data_dir.resolve())
+    if state is None:
+        raise UserError(
+            f"no acoustid-stack is running on {data_dir}; start one with `acoustid-stack up`"
+        )
+    Console().print(status_table(state["services"]))
+    click.echo(f"API: {state.get('api_url')}/v2/   config: {state.get('config')}")
+
+
+@click.command()
+@data_dir_option
+@click.option("--timeout", type=float, default=60.0, show_default=True)
+def down(data_dir: Path, timeout: float) -> None:
+    """Stop a running `acoustid-stack up` (from another terminal)."""
+    if not request_stop(data_dir.resolve(), timeout=timeout):
+        raise UserError(f"no acoustid-stack is running on {data_dir}")
+    click.echo("stopped")
