@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 import click
 from rich.console import Console
 from rich.table import Table
@@ -95,7 +93,7 @@ def status(ctx: click.Context, databases: tuple[str, ...]) -> None:
 
 def _selected(databases: tuple[str, ...]) -> tuple[DatabaseName, ...]:
     chosen = set(databases) or set(DATABASE_NAMES)
-    return tuple(cast(DatabaseName, name) for name in DATABASE_NAMES if name in chosen)
+    return tuple(name for name in DATABASE_NAMES if name in chosen)
 
 
 def _revision(revision: str | None) -> str:

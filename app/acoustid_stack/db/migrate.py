@@ -168,17 +168,24 @@ def ensure_database(database: DatabaseName, target: DatabaseSettings) -> bool:
 def _database_exists(database: DatabaseName, target: DatabaseSettings) -> bool:
     # Connecting to the target first keeps working where the maintenance database is off
     # limits (managed PostgreSQL) as long as the database was created beforehand.
+    with contextlib.suppress(psycopg.OperationalError):
+        _probe(target)
+        return True
+    with _maintenance_connection(database, target) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target.name,))
+        if found.fetchone() is None:
+            return False
+    # It exists: either a concurrent run created it since the first attempt, or the server
+    # refuses us; a second attempt tells which.
     try:
-        psycopg.connect(target.conninfo(), autocommit=True).close()
-    except psycopg.OperationalError as direct:
-        with _maintenance_connection(database, target) as conn:
-            found = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (target.name,)
-            ).fetchone()
-        if found:
-            raise connection_error(database, target, direct) from direct
-        return False
+        _probe(target)
+    except psycopg.OperationalError as exc:
+        raise connection_error(database, target, exc) from exc
     return True
+
+
+def _probe(target: DatabaseSettings) -> None:
+    psycopg.connect(target.conninfo(), autocommit=True).close()
 
 
 @contextlib.contextmanager
