@@ -23,6 +23,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from psycopg import errors as pg_errors
 from psycopg import sql
 from sqlalchemy import Connection, text
@@ -225,7 +226,13 @@ def _migration_transaction(
     """One transaction holding the migration lock; committed if the body succeeds."""
     with _connect(database, target) as connection:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-        yield connection
+        try:
+            yield connection
+        except CommandError as exc:
+            # Typically the database was migrated by a newer acoustid-stack.
+            raise _database_error(
+                database, target, exc, "run the acoustid-stack version that migrated it"
+            ) from exc
         connection.commit()
 
 

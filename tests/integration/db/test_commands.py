@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 
+import psycopg
 import pytest
 from click.testing import Result
 
@@ -58,4 +59,20 @@ def test_unreachable_server_gives_one_line_naming_host_port_and_the_setting(
     assert len(err.strip().splitlines()) == 1, err
     assert f"127.0.0.1:{port}" in err
     assert "ACOUSTID_DATABASE_HOST" in err
+    assert "Traceback" not in out + err
+
+
+def test_database_migrated_by_a_newer_release_gives_one_line_and_exit_1(
+    run_db: RunDb, start_cli: StartCli, fresh_settings: Settings
+) -> None:
+    run_db("upgrade", "ingest")
+    with psycopg.connect(fresh_settings.database.ingest.conninfo(), autocommit=True) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+
+    process = start_cli("db", "upgrade", "ingest")
+    out, err = process.communicate(timeout=60)
+
+    assert process.returncode == 1
+    assert len(err.strip().splitlines()) == 1, err
+    assert "'9999'" in err
     assert "Traceback" not in out + err
