@@ -22,7 +22,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from acoustid_stack.index import protocol
-from acoustid_stack.index.interfaces import BadRequestError, FpindexError, Insert
+from acoustid_stack.index.interfaces import BadRequestError, Delete, FpindexError, Insert
 from acoustid_stack.index.merge import MergeScheduler
 from acoustid_stack.index.metrics import IndexMetrics
 from acoustid_stack.index.registry import IndexRegistry
@@ -199,9 +199,7 @@ class Handlers:
             change = Insert(doc_id, protocol.hashes(protocol.field(body, "hashes")))
             version = await run_in_threadpool(self._update_one, store, change)
         else:
-            version = await run_in_threadpool(
-                self._update_one, store, protocol.parse_change({"delete": {"id": doc_id}})
-            )
+            version = await run_in_threadpool(self._update_one, store, Delete(doc_id))
         return self._reply(request, {"version": version})
 
     def _update_one(self, store: IndexStore, change: Any) -> int:

@@ -8,11 +8,19 @@ in the WAL, which is what makes them durable.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
 
-from acoustid_stack.index.segment import U32, U64, Ordinals, Segment, gather_ranges
+from acoustid_stack.index.segment import (
+    U32,
+    U64,
+    Ordinals,
+    Segment,
+    gather_ranges,
+    sorted_unique,
+)
 
 _LOW32 = np.uint64(0xFFFFFFFF)
 _SHIFT = np.uint64(32)
@@ -24,6 +32,7 @@ class MemorySegment(Segment):
     def __init__(self, *, segment_id: int, docs: U32, versions: U64, keys: U64) -> None:
         super().__init__(segment_id=segment_id, docs=docs, versions=versions)
         self.keys = keys
+        self.created = time.monotonic()
 
     @property
     def num_postings(self) -> int:
@@ -48,11 +57,20 @@ class MemorySegment(Segment):
 
     @classmethod
     def from_postings(
-        cls, *, segment_id: int, docs: U32, versions: U64, terms: U32, ords: U32
+        cls,
+        *,
+        segment_id: int,
+        docs: U32,
+        versions: U64,
+        terms: U32,
+        ords: U32,
+        created: float,
     ) -> MemorySegment:
-        """From postings already sorted by (term, ordinal)."""
+        """From postings already sorted by (term, ordinal); `created` of its oldest input."""
         keys = (terms.astype(np.uint64) << _SHIFT) | ords.astype(np.uint64)
-        return cls(segment_id=segment_id, docs=docs, versions=versions, keys=keys)
+        segment = cls(segment_id=segment_id, docs=docs, versions=versions, keys=keys)
+        segment.created = created
+        return segment
 
     @classmethod
     def from_documents(
@@ -69,6 +87,6 @@ class MemorySegment(Segment):
             else np.empty(0, dtype=np.uint64)
         )
         ords = np.repeat(np.arange(len(docs), dtype=np.uint64), lengths)
-        keys = np.unique((terms << _SHIFT) | ords)
+        keys = sorted_unique((terms << _SHIFT) | ords)
         versions = np.full(len(docs), version, dtype=np.uint64)
         return cls(segment_id=segment_id, docs=docs, versions=versions, keys=keys)

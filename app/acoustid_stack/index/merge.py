@@ -2,10 +2,10 @@
 
 Policy, chosen so a search visits few segments without rewriting data endlessly:
 
-* memory segments (one per update batch) are folded into one as soon as there are two;
-  folds coalesce batches that arrived while the previous fold ran;
-* memory is flushed to a file segment at `flush_docs` documents or after `idle_flush`
-  seconds without writes;
+* memory segments (one per update batch) are size-tiered like file segments (below),
+  so a burst of small batches costs O(log) folds per posting, not one per batch;
+* memory is flushed to a file segment at `flush_docs` documents, after `idle_flush`
+  seconds without writes, or when its oldest data is `max_memory_age` seconds old;
 * file segments are size-tiered: `tier_factor` neighbours of the same size class are
   merged into one of the next class, so a posting is rewritten log_T(N / flush_docs)
   times and there are at most (T - 1) segments per class;
@@ -34,22 +34,17 @@ log = logging.getLogger(__name__)
 class MergePolicy:
     flush_docs: int = 65536
     idle_flush: float = 2.0
+    max_memory_age: float = 60.0
     idle_compact: float = 5.0
     tier_factor: int = 4
     max_segments: int = 8
 
-    def size_class(self, docs: int) -> int:
-        if docs <= self.flush_docs:
-            return 0
-        return int(math.log(docs / self.flush_docs, self.tier_factor))
+    def size_class(self, docs: int, base: int) -> int:
+        return int(math.log(max(docs, base) / base, self.tier_factor))
 
-    def pick_file_merge(self, sizes: Sequence[int], *, idle: bool) -> tuple[int, int] | None:
-        """A slice [start, stop) of file segments (oldest first) to merge, or None."""
-        if len(sizes) < 2:
-            return None
-        if idle:
-            return (0, len(sizes))
-        classes = [self.size_class(s) for s in sizes]
+    def pick_tier(self, sizes: Sequence[int], *, base: int) -> tuple[int, int] | None:
+        """The newest run of `tier_factor` neighbours of one size class, or None."""
+        classes = [self.size_class(s, base) for s in sizes]
         stop = len(sizes)
         while stop > 0:
             start = stop - 1
@@ -58,10 +53,19 @@ class MergePolicy:
             if stop - start >= self.tier_factor:
                 return (start, stop)
             stop = start
-        if len(sizes) > self.max_segments:
+        return None
+
+    def pick_file_merge(self, sizes: Sequence[int], *, compact: bool) -> tuple[int, int] | None:
+        """A slice [start, stop) of file segments (oldest first) to merge, or None."""
+        if len(sizes) < 2:
+            return None
+        if compact:
+            return (0, len(sizes))
+        tier = self.pick_tier(sizes, base=self.flush_docs)
+        if tier is None and len(sizes) > self.max_segments:
             pair = min(range(len(sizes) - 1), key=lambda i: sizes[i] + sizes[i + 1])
             return (pair, pair + 2)
-        return None
+        return tier
 
 
 @dataclass

@@ -15,6 +15,7 @@ be a set of hard links.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import math
@@ -42,7 +43,14 @@ from acoustid_stack.index.interfaces import (
 )
 from acoustid_stack.index.memory import MemorySegment
 from acoustid_stack.index.merge import MergePolicy, merge_segments
-from acoustid_stack.index.segment import U32, FileSegment, Segment, SegmentFileError
+from acoustid_stack.index.segment import (
+    U32,
+    FileSegment,
+    Segment,
+    SegmentFileError,
+    sorted_unique,
+    unique_counts,
+)
 from acoustid_stack.index.wal import WriteAheadLog, _fsync_dir
 
 log = logging.getLogger(__name__)
@@ -213,7 +221,7 @@ class IndexStore:
     def search(self, query: Sequence[int] | U32, options: SearchOptions) -> list[SearchHit]:
         """Documents sharing the most distinct terms with `query` (fpindex semantics)."""
         self._require_ready()
-        terms = np.unique(np.asarray(query, dtype=np.uint32))
+        terms = sorted_unique(np.asarray(query, dtype=np.uint32))
         if not len(terms):
             return []
         deadline = time.monotonic() + options.timeout
@@ -222,7 +230,7 @@ class IndexStore:
         for segment in self._segments:
             ords = segment.match(terms)
             if len(ords):
-                unique_ords, counts = np.unique(ords, return_counts=True)
+                unique_ords, counts = unique_counts(ords)
                 id_parts.append(segment.docs[unique_ords])
                 count_parts.append(counts)
             if time.monotonic() > deadline:
@@ -305,14 +313,16 @@ class IndexStore:
             if memory and (
                 sum(s.live_docs for s in memory) >= self.policy.flush_docs
                 or idle >= self.policy.idle_flush
+                or time.monotonic() - self._memory_since >= self.policy.max_memory_age
             ):
                 self._flush()
                 return True
-            if len(memory) >= 2:
-                self._fold_memory()
+            fold = self.policy.pick_tier([s.num_docs for s in memory], base=1)
+            if fold is not None:
+                self._fold_memory(memory[fold[0] : fold[1]])
                 return True
             compact = idle >= self.policy.idle_compact and not self._compacted_since_write
-            pick = self.policy.pick_file_merge([s.live_docs for s in files], idle=compact)
+            pick = self.policy.pick_file_merge([s.live_docs for s in files], compact=compact)
             if pick is None:
                 self._compacted_since_write = self._compacted_since_write or compact
                 return False
@@ -328,6 +338,14 @@ class IndexStore:
     def _capture(self, kind: str) -> tuple[list[Segment], list[np.ndarray]]:
         chosen = [s for s in self._segments if s.kind == kind]
         return chosen, [s.deleted.copy() for s in chosen]
+
+    @property
+    def _memory_since(self) -> float:
+        """When the oldest data still only in memory (and the WAL) was written."""
+        return min(
+            (s.created for s in self._segments if isinstance(s, MemorySegment)),
+            default=time.monotonic(),
+        )
 
     def _install(
         self,
@@ -354,10 +372,12 @@ class IndexStore:
         kept.extend(s for s in current[position:] if id(s) not in gone)
         self._segments = tuple(kept)
 
-    def _fold_memory(self) -> None:
+    def _fold_memory(self, memory: list[Segment] | None = None) -> None:
         started = time.monotonic()
         with self._write_lock:
-            memory, captured = self._capture("memory")
+            if memory is None:
+                memory = [s for s in self._segments if s.kind == "memory"]
+            captured = [s.deleted.copy() for s in memory]
             segment_id = self._allocate_segment_id()
         merged = merge_segments(memory, captured)
         folded = MemorySegment.from_postings(
@@ -366,6 +386,7 @@ class IndexStore:
             versions=merged.versions,
             terms=merged.terms,
             ords=merged.ords,
+            created=min(s.created for s in memory if isinstance(s, MemorySegment)),
         )
         with self._write_lock:
             self._install(memory, captured, folded if folded.num_docs else None)
@@ -419,6 +440,7 @@ class IndexStore:
         )
 
     def _observe(self, kind: str, started: float) -> None:
+        release_free_memory()
         if self._on_merge is not None:
             self._on_merge(self.path.name, kind, time.monotonic() - started)
 
@@ -503,6 +525,28 @@ class IndexStore:
     def destroy(self) -> None:
         self.close()
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Give merge temporaries back to the OS.
+
+    glibc raises its mmap threshold after large frees, so later big NumPy arrays come
+    from the heap and their memory stays in the process after a merge; trimming keeps
+    the server's RSS at its working set.
+    """
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
