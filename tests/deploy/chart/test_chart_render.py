@@ -179,10 +179,14 @@ def test_each_app_component_runs_its_acoustid_stack_command(rendered: Rendered) 
 
 def test_index_shard_list_in_the_config_names_every_shard_service(rendered: Rendered) -> None:
     conf = rendered.named("ConfigMap", f"{RELEASE}-acoustid-stack").get("data", {})
-    (shards_line,) = [line for line in conf["acoustid.conf"].splitlines() if line.startswith("shards")]
+    (shards_line,) = [
+        line for line in conf["acoustid.conf"].splitlines() if line.startswith("shards")
+    ]
     urls = shards_line.split("=", 1)[1].strip().split(",")
     shard_services = [
-        s["metadata"]["name"] for s in rendered.of_kind("Service") if s["spec"].get("clusterIP") == "None"
+        s["metadata"]["name"]
+        for s in rendered.of_kind("Service")
+        if s["spec"].get("clusterIP") == "None"
     ]
     assert urls == [f"http://{svc}.acoustid.svc:6081" for svc in shard_services]
 
@@ -194,7 +198,9 @@ def test_existing_secrets_are_mounted_and_the_chart_creates_no_secret(
     assert rendered.of_kind("Secret") == []
     spec = rendered.named("Deployment", name("api"))["spec"]["template"]["spec"]
     (secrets,) = [v for v in spec["volumes"] if v["name"] == "secrets"]
-    sources = {s["secret"]["name"]: s["secret"]["items"][0] for s in secrets["projected"]["sources"]}
+    sources = {
+        s["secret"]["name"]: s["secret"]["items"][0] for s in secrets["projected"]["sources"]
+    }
     assert sources["acoustid-db-app"] == {"key": "password", "path": "database-password"}
     assert sources["acoustid-website"] == {"key": "secret", "path": "website-secret"}
 
@@ -219,7 +225,9 @@ def test_disabled_parts_render_nothing(rendered_sets: dict[str, Rendered]) -> No
     assert ("Deployment", name("web")) not in names
     assert rendered.named("Deployment", name("api"))["spec"]["replicas"] == 1
     assert rendered.of_kind("CronJob") == []
-    assert not any(h["metadata"]["name"] == name("api") for h in rendered.of_kind("HorizontalPodAutoscaler"))
+    assert not any(
+        h["metadata"]["name"] == name("api") for h in rendered.of_kind("HorizontalPodAutoscaler")
+    )
 
 
 def test_everything_on_renders_ingress_servicemonitors_and_s3_snapshots(
@@ -240,7 +248,9 @@ def test_everything_on_renders_ingress_servicemonitors_and_s3_snapshots(
 def test_notes_say_how_to_reach_the_api_and_warn_about_plain_passwords(
     rendered_sets: dict[str, Rendered],
 ) -> None:
-    assert "port-forward svc/acoustid-acoustid-stack-api 5000:5000" in rendered_sets["minimum"].notes
+    assert (
+        "port-forward svc/acoustid-acoustid-stack-api 5000:5000" in rendered_sets["minimum"].notes
+    )
     assert "WARNING" not in rendered_sets["minimum"].notes
     notes = rendered_sets["minimum-plain-passwords"].notes
     assert "WARNING: database.auth.password is a plain value" in notes
