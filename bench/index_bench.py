@@ -159,7 +159,7 @@ def disk_bytes(path: Path) -> int:
 
 
 def wait_settled(client: Http, index: str, max_wait: float) -> tuple[float, int]:
-    """Wait until the segment count stops changing for 10 s (merges done)."""
+    """Wait until the segment count stops changing for 30 s (merges done)."""
     started = time.monotonic()
     last, stable_since = None, time.monotonic()
     while time.monotonic() - started < max_wait:
@@ -168,7 +168,7 @@ def wait_settled(client: Http, index: str, max_wait: float) -> tuple[float, int]
         segments = int(stats.get("num_segments", 0))
         if segments != last:
             last, stable_since = segments, time.monotonic()
-        elif time.monotonic() - stable_since >= 10:
+        elif time.monotonic() - stable_since >= 30:
             break
         time.sleep(0.5)
     return time.monotonic() - started, int(last or 0)

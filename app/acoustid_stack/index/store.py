@@ -258,6 +258,10 @@ class IndexStore:
         order = np.lexsort((ids, -scores))[: options.limit]
         return [SearchHit(int(i), int(s)) for i, s in zip(ids[order], scores[order], strict=True)]
 
+    def segments(self) -> tuple[Segment, ...]:
+        """The current segments, oldest first (an immutable view)."""
+        return self._segments
+
     def document_version(self, doc_id: int) -> int:
         """Version that wrote the live copy of `doc_id`."""
         self._require_ready()

@@ -1,0 +1,299 @@
+"""Async client of a sharded fpindex deployment (ours or upstream), used by api and worker.
+
+Placement: fingerprint ids sit on a consistent-hash ring with `vnodes` virtual nodes per
+shard, so adding a shard moves only ~1/(n+1) of the ids (`index reshard` copies them).
+
+Failure policy: a search fans out to every shard and answers from those that replied
+within the timeout; a missing shard is logged and counted in
+`acoustid_index_shard_failures_total`, never waited for past the timeout. A write to a
+shard that fails raises ShardUnavailableError so the caller retries (the importer's
+message is redelivered); writes are idempotent (insert = replace), so retrying is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+import msgpack
+import numpy as np
+from numpy.typing import NDArray
+from prometheus_client import Counter
+
+from acoustid_stack.index import protocol
+from acoustid_stack.index.interfaces import (
+    Change,
+    Delete,
+    FpindexError,
+    Insert,
+    MetadataValue,
+    SearchHit,
+    SearchOptions,
+    ShardUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+SHARD_FAILURES = Counter(
+    "acoustid_index_shard_failures_total",
+    "Requests to an index shard that failed or timed out",
+    ["shard", "operation"],
+)
+
+DEFAULT_VNODES = 128
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix64(values: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """splitmix64 finaliser: spreads consecutive ids uniformly over the ring."""
+    with np.errstate(over="ignore"):
+        z = values + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        mixed: NDArray[np.uint64] = z ^ (z >> np.uint64(31))
+    return mixed
+
+
+class HashRing:
+    """Consistent hashing of uint32 ids onto shard URLs. Same shards → same placement,
+    in every process (no dependence on Python's randomised hash)."""
+
+    def __init__(self, shards: Sequence[str], *, vnodes: int = DEFAULT_VNODES) -> None:
+        if not shards:
+            raise ValueError("a hash ring needs at least one shard")
+        if len(set(shards)) != len(shards):
+            raise ValueError(f"duplicate shards in {list(shards)}")
+        self.shards = list(shards)
+        points, owners = [], []
+        for index, shard in enumerate(self.shards):
+            for replica in range(vnodes):
+                digest = hashlib.blake2b(f"{shard}#{replica}".encode(), digest_size=8).digest()
+                points.append(int.from_bytes(digest, "little"))
+                owners.append(index)
+        order = np.argsort(np.array(points, dtype=np.uint64), kind="stable")
+        self._points = np.array(points, dtype=np.uint64)[order]
+        self._owners = np.array(owners, dtype=np.intp)[order]
+
+    def owner_indexes(self, ids: Sequence[int] | NDArray[Any]) -> NDArray[np.intp]:
+        keys = _mix64(np.asarray(ids, dtype=np.uint64))
+        slots = np.searchsorted(self._points, keys) % len(self._points)
+        owners: NDArray[np.intp] = self._owners[slots]
+        return owners
+
+    def owner(self, doc_id: int) -> str:
+        return self.shards[int(self.owner_indexes([doc_id])[0])]
+
+
+class ShardedIndexClient:
+    """The FingerprintIndex the api and worker use; one index name across all shards."""
+
+    def __init__(
+        self,
+        *,
+        shards: Sequence[str],
+        index: str = "fingerprints",
+        timeout: float = 1.0,
+        vnodes: int = DEFAULT_VNODES,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.ring = HashRing([s.rstrip("/") for s in shards], vnodes=vnodes)
+        self.index = index
+        self.timeout = timeout
+        self._http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 1.0)),
+            limits=httpx.Limits(max_keepalive_connections=32),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ShardedIndexClient:
+        """From `settings.index` (shards, name, timeout) of acoustid_stack.config."""
+        return cls(
+            shards=settings.index.shards,
+            index=settings.index.name,
+            timeout=settings.index.timeout,
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _call(
+        self,
+        shard: str,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        content = msgpack.packb(body) if body is not None else None
+        response = await self._http.request(
+            method,
+            f"{shard}{path}",
+            content=content,
+            headers={"Content-Type": protocol.MSGPACK, "Accept": protocol.MSGPACK},
+            timeout=timeout if timeout is not None else self.timeout,
+        )
+        if response.status_code >= 400:
+            raise FpindexError(
+                f"{method} {shard}{path}: HTTP {response.status_code} {response.text[:200]}"
+            )
+        if not response.content:
+            return {}
+        if protocol.is_msgpack(response.headers.get("content-type")):
+            data = msgpack.unpackb(response.content)
+        else:
+            data = response.json()
+        return data if isinstance(data, dict) else {}
+
+    # ---- administration -------------------------------------------------------------
+
+    async def ensure_index(self) -> None:
+        """Create the index on every shard (idempotent); raises if a shard is down."""
+        await self._on_all("ensure_index", "PUT", f"/{self.index}", {})
+
+    async def _on_all(
+        self, operation: str, method: str, path: str, body: Mapping[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        replies = await asyncio.gather(
+            *(self._call(shard, method, path, body) for shard in self.ring.shards),
+            return_exceptions=True,
+        )
+        failed = [
+            (shard, reply)
+            for shard, reply in zip(self.ring.shards, replies, strict=True)
+            if isinstance(reply, BaseException)
+        ]
+        for shard, error in failed:
+            self._failed(shard, operation, error)
+        if failed:
+            raise ShardUnavailableError(
+                f"{operation} failed on {', '.join(shard for shard, _ in failed)}; retry later"
+            )
+        return [r for r in replies if isinstance(r, dict)]
+
+    @staticmethod
+    def _failed(shard: str, operation: str, error: BaseException) -> None:
+        SHARD_FAILURES.labels(shard, operation).inc()
+        log.warning("index shard %s: %s failed: %s", shard, operation, error or type(error))
+
+    # ---- search ---------------------------------------------------------------------
+
+    async def search(
+        self, query: Sequence[int], options: SearchOptions | None = None
+    ) -> list[SearchHit]:
+        """Top hits over all shards; shards that fail or time out are left out."""
+        options = options or SearchOptions()
+        # msgpack field names are single-letter prefixes, as upstream encodes them
+        body: dict[str, Any] = {
+            "q": [int(h) for h in query],
+            "l": options.limit,
+            "t": max(1, int(options.timeout * 1000)),
+            "s": options.score_pct,
+        }
+        if options.min_score is not None:
+            body["m"] = options.min_score
+        path = f"/{self.index}/_search"
+        # the server stops at `timeout`; the margin covers transfer, not a hung shard
+        deadline = options.timeout + 0.25
+        tasks = [
+            asyncio.ensure_future(self._call(shard, "POST", path, body, timeout=deadline))
+            for shard in self.ring.shards
+        ]
+        _, pending = await asyncio.wait(tasks, timeout=deadline)
+        for task in pending:
+            task.cancel()
+        hits: list[SearchHit] = []
+        for shard, task in zip(self.ring.shards, tasks, strict=True):
+            if task in pending:
+                self._failed(shard, "search", TimeoutError(f"no answer in {deadline:.2f} s"))
+                continue
+            error = task.exception()
+            if error is not None:
+                self._failed(shard, "search", error)
+                continue
+            for item in protocol.field(task.result(), "results", []):
+                hits.append(
+                    SearchHit(int(protocol.field(item, "id")), int(protocol.field(item, "score")))
+                )
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        return merge_hits(hits, options)
+
+    # ---- writes ---------------------------------------------------------------------
+
+    async def update(
+        self,
+        changes: Sequence[Change],
+        *,
+        metadata: Mapping[str, MetadataValue] | None = None,
+    ) -> None:
+        """Send each change to the shard owning its id (metadata goes to every shard)."""
+        by_shard: dict[str, list[Change]] = defaultdict(list)
+        owners = self.ring.owner_indexes([c.id for c in changes])
+        for change, owner in zip(changes, owners, strict=True):
+            by_shard[self.ring.shards[int(owner)]].append(change)
+        targets = self.ring.shards if metadata else list(by_shard)
+        replies = await asyncio.gather(
+            *(
+                self._call(
+                    shard,
+                    "POST",
+                    f"/{self.index}/_update",
+                    _update_body(by_shard.get(shard, []), metadata),
+                )
+                for shard in targets
+            ),
+            return_exceptions=True,
+        )
+        failed = [s for s, r in zip(targets, replies, strict=True) if isinstance(r, BaseException)]
+        for shard, reply in zip(targets, replies, strict=True):
+            if isinstance(reply, BaseException):
+                self._failed(shard, "update", reply)
+        if failed:
+            raise ShardUnavailableError(
+                f"index update failed on {', '.join(failed)}; the changes for it were not "
+                "applied, retry the whole update"
+            )
+
+    async def insert(self, doc_id: int, hashes: Sequence[int]) -> None:
+        await self.update([Insert(doc_id, np.asarray(hashes, dtype=np.uint32))])
+
+    async def delete(self, doc_id: int) -> None:
+        await self.update([Delete(doc_id)])
+
+
+def _update_body(
+    changes: Sequence[Change], metadata: Mapping[str, MetadataValue] | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "c": [
+            {"i": {"i": c.id, "h": c.hashes.tolist()}}
+            if isinstance(c, Insert)
+            else {"d": {"i": c.id}}
+            for c in changes
+        ]
+    }
+    if metadata:
+        body["m"] = dict(metadata)
+    return body
+
+
+def merge_hits(hits: Sequence[SearchHit], options: SearchOptions) -> list[SearchHit]:
+    """Shards' hits → the global answer: best score per id, `score_pct` of the top, limit."""
+    best: dict[int, int] = {}
+    for hit in hits:
+        if hit.score > best.get(hit.id, 0):
+            best[hit.id] = hit.score
+    if not best:
+        return []
+    top = max(best.values())
+    ranked = sorted(
+        (SearchHit(i, s) for i, s in best.items() if s * 100 >= top * options.score_pct),
+        key=lambda h: (-h.score, h.id),
+    )
+    return ranked[: options.limit]

@@ -1,0 +1,269 @@
+"""`acoustid-stack index …`: restore a snapshot, rebuild from the database, reshard."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+import httpx
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from acoustid_stack.config.context import settings_from_context
+from acoustid_stack.errors import UserError
+from acoustid_stack.index.client import HashRing, ShardedIndexClient
+from acoustid_stack.index.interfaces import Delete, FpindexError, Insert
+from acoustid_stack.index.registry import check_name
+from acoustid_stack.index.segment import SegmentFileError
+from acoustid_stack.index.store import IndexStore, verify_index_dir
+
+BATCH = 1000
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    )
+
+
+@click.group()
+def index() -> None:
+    """Operate the fingerprint index: restore, rebuild, reshard."""
+
+
+# ---- restore ------------------------------------------------------------------------
+
+
+@index.command()
+@click.argument("snapshot", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--dir",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Data directory of the index server (the --dir of `run index`).",
+)
+@click.option("--name", default="fingerprints", show_default=True, help="Index name to restore.")
+@click.option("--force", is_flag=True, help="Replace an existing index of that name.")
+def restore(snapshot: str, data_dir: Path, name: str, force: bool) -> None:
+    """Turn a snapshot (tar from GET /<index>/_snapshot, or - for stdin) into an index.
+
+    Run it while the index server is stopped; start the server afterwards.
+    """
+    try:
+        check_name(name)
+    except FpindexError as exc:
+        raise UserError(str(exc)) from exc
+    target = data_dir / name
+    if target.exists() and not force:
+        raise UserError(f"{target} exists; stop the server and pass --force to replace it")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".restore-{name}-", dir=data_dir))
+    try:
+        with _open_snapshot(snapshot) as stream:
+            _extract(stream, staging)
+        manifest = _verify(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    docs = sum(int(entry["docs"]) for entry in manifest["segments"])
+    click.echo(
+        f"restored index {name!r} at version {manifest['version']} "
+        f"({len(manifest['segments'])} segments, {docs} documents) into {target}"
+    )
+
+
+@contextlib.contextmanager
+def _open_snapshot(source: str) -> Iterator[IO[bytes]]:
+    if source == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        stream = Path(source).open("rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise UserError(f"cannot read snapshot {source}: {exc.strerror}") from exc
+    with stream:
+        yield stream
+
+
+def _extract(stream: IO[bytes], destination: Path) -> None:
+    try:
+        with tarfile.open(fileobj=stream, mode="r|*") as archive, _progress() as progress:
+            task = progress.add_task("extracting", total=None)
+            for member in archive:
+                # the "data" filter refuses absolute paths, links and devices
+                archive.extract(member, destination, filter="data")
+                progress.advance(task)
+    except (tarfile.TarError, OSError) as exc:
+        raise UserError(f"the snapshot is not a readable tar stream: {exc}") from exc
+
+
+def _verify(directory: Path) -> dict[str, Any]:
+    try:
+        return verify_index_dir(directory)
+    except SegmentFileError as exc:
+        raise UserError(f"the snapshot is incomplete or damaged: {exc}") from exc
+
+
+# ---- rebuild ------------------------------------------------------------------------
+
+
+@index.command()
+@click.option("--batch", type=click.IntRange(1, 100_000), default=BATCH, show_default=True)
+@click.pass_context
+def rebuild(ctx: click.Context, batch: int) -> None:
+    """Repopulate the index from the fingerprint database (ids + extract_query).
+
+    Reads `fingerprint` with a server-side cursor and inserts into the shards of
+    [index] shards; existing documents are replaced, so it can be re-run.
+    """
+    settings = settings_from_context(ctx)
+    asyncio.run(_rebuild(settings, batch))
+
+
+async def _rebuild(settings: Any, batch: int) -> None:
+    import psycopg  # noqa: PLC0415 - only this command needs the database driver
+
+    from acoustid_stack.fingerprint.query import extract_query  # noqa: PLC0415
+
+    target = settings.database.get("fingerprint", readonly=True)
+    client = ShardedIndexClient.from_settings(settings)
+    try:
+        await client.ensure_index()
+        async with await psycopg.AsyncConnection.connect(target.conninfo()) as conn:
+            total = (
+                await (await conn.execute("SELECT count(*) FROM fingerprint")).fetchone() or [0]
+            )[0]
+            with _progress() as progress:
+                task = progress.add_task("rebuilding index", total=total)
+                async with conn.cursor(name="index_rebuild") as cursor:
+                    await cursor.execute("SELECT id, fingerprint FROM fingerprint ORDER BY id")
+                    while rows := await cursor.fetchmany(batch):
+                        changes = [
+                            Insert(int(row[0]), extract_query(row[1]).view(np.uint32))
+                            for row in rows
+                        ]
+                        await client.update(changes)
+                        progress.advance(task, len(rows))
+    except psycopg.OperationalError as exc:
+        raise UserError(
+            f"cannot read the fingerprint database at {target.host}:{target.port}: {exc}"
+        ) from exc
+    except FpindexError as exc:
+        raise UserError(f"index rebuild stopped: {exc}; re-run it to continue") from exc
+    finally:
+        await client.close()
+
+
+# ---- reshard ------------------------------------------------------------------------
+
+
+@index.command()
+@click.option("--from", "old", required=True, help="Current shard URLs, comma separated.")
+@click.option("--to", "new", required=True, help="New shard URLs, comma separated.")
+@click.option("--name", default="fingerprints", show_default=True)
+def reshard(old: str, new: str, name: str) -> None:
+    """Move the documents whose owner changes from the --from ring to the --to ring.
+
+    Each old shard's snapshot is read and the documents the new ring places elsewhere
+    are copied to their new owner, then deleted from the old one: searches stay
+    complete throughout. Pause index writers while it runs (a write racing the copy
+    could be overwritten by the older copy), then switch [index] shards to --to.
+    """
+    old_shards = [s.strip().rstrip("/") for s in old.split(",") if s.strip()]
+    new_shards = [s.strip().rstrip("/") for s in new.split(",") if s.strip()]
+    if not old_shards or not new_shards:
+        raise UserError("--from and --to each need at least one shard URL")
+    asyncio.run(_reshard(old_shards, new_shards, name))
+
+
+async def _reshard(old_shards: list[str], new_shards: list[str], name: str) -> None:
+    new_ring = HashRing(new_shards)
+    target = ShardedIndexClient(shards=new_shards, index=name, timeout=60)
+    moved = 0
+    try:
+        await target.ensure_index()
+        for shard in old_shards:
+            source = ShardedIndexClient(shards=[shard], index=name, timeout=60)
+            try:
+                with tempfile.TemporaryDirectory(prefix="reshard-") as tmp:
+                    directory = Path(tmp) / name
+                    await _download_snapshot(shard, name, directory)
+                    store = IndexStore(directory)
+                    store.open()
+                    for docs in _documents_leaving(store, new_ring, shard):
+                        await target.update([Insert(i, h) for i, h in docs])
+                        await source.update([Delete(i) for i, _ in docs])
+                        moved += len(docs)
+                    store.close()
+            finally:
+                await source.close()
+    except (FpindexError, httpx.HTTPError) as exc:
+        raise UserError(f"reshard stopped after {moved} documents: {exc}; re-run it") from exc
+    finally:
+        await target.close()
+    click.echo(f"moved {moved} documents; now set [index] shards = {','.join(new_shards)}")
+
+
+async def _download_snapshot(shard: str, name: str, directory: Path) -> None:
+    directory.mkdir(parents=True)
+    archive_path = directory.parent / "snapshot.tar"
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(600, connect=5)) as http,
+        http.stream("GET", f"{shard}/{name}/_snapshot") as response,
+    ):
+        if response.status_code != 200:
+            raise FpindexError(f"snapshot of {shard}/{name}: HTTP {response.status_code}")
+        with archive_path.open("wb") as f:
+            async for chunk in response.aiter_bytes():
+                f.write(chunk)
+    with archive_path.open("rb") as f:
+        _extract(f, directory)
+    _verify(directory)
+
+
+def _documents_leaving(
+    store: IndexStore, ring: HashRing, shard: str
+) -> Iterator[list[tuple[int, np.ndarray]]]:
+    """Batches of (id, terms) of live documents that `ring` places on another shard."""
+    here = ring.shards.index(shard) if shard in ring.shards else -1
+    with _progress() as progress:
+        for segment in store.segments():
+            owners = ring.owner_indexes(segment.docs)
+            leaving = (owners != here) & ~segment.deleted
+            task = progress.add_task(f"{shard} segment", total=int(leaving.sum()))
+            if not leaving.any():
+                continue
+            terms, ords = segment.decode()
+            keep = leaving[ords]
+            terms, ords = terms[keep], ords[keep]
+            order = np.argsort(ords, kind="stable")
+            terms, ords = terms[order], ords[order]
+            ordinals, starts = np.unique(ords, return_index=True)
+            groups = dict(zip(ordinals.tolist(), np.split(terms, starts[1:]), strict=True))
+            empty = np.empty(0, dtype=np.uint32)
+            batch: list[tuple[int, np.ndarray]] = []
+            for ordinal in np.flatnonzero(leaving).tolist():
+                group = groups.get(ordinal, empty)
+                batch.append((int(segment.docs[ordinal]), group))
+                if len(batch) == BATCH:
+                    yield batch
+                    progress.advance(task, len(batch))
+                    batch = []
+            if batch:
+                yield batch
+                progress.advance(task, len(batch))
