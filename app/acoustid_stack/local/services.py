@@ -12,6 +12,7 @@ Whatever this object started, `close()` stops.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import tempfile
@@ -35,8 +36,12 @@ IMAGES = {"postgres": "postgres:17", "redis": "redis:7", "nats": "nats:2"}
 def docker_available() -> bool:
     """True when a Docker engine answers; the docker client alone is not enough."""
     try:
-        import docker  # noqa: PLC0415 - optional, comes with testcontainers
+        # imported by name: the repository's own docker/ folder would shadow a plain import
+        # for type checkers and for `python -m` run from the checkout
+        docker: Any = importlib.import_module("docker")
     except ImportError:
+        return False
+    if not hasattr(docker, "from_env"):
         return False
     try:
         client = docker.from_env(timeout=2)
