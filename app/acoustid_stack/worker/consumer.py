@@ -2,8 +2,9 @@
 
 Delivery policy: explicit ack after the import committed (at-least-once; the importer makes
 repeats harmless). A failed import is nak'ed with a growing delay; a message nobody could
-handle after `max_deliver` attempts stays pending in the ingest database, where the cron
-outbox re-publishes it later. A message whose body is not a submission id is terminated.
+handle in `max_deliver` attempts is terminated; its submission stays pending in the ingest
+database, where the cron outbox re-publishes it later. A message whose body is not a
+submission id is terminated.
 """
 
 from __future__ import annotations
@@ -119,7 +120,12 @@ class SubmissionConsumer:
                 "import of submission %d failed (delivery %d)", submission_id, delivered
             )
             self._metrics.errors.inc()
-            await message.nak(delay=self._options.error_delay(delivered))
+            if delivered >= self._options.max_deliver:
+                # JetStream would keep the message without delivering it again; removing it
+                # lets the cron outbox re-publish the still pending submission later.
+                await message.term()
+            else:
+                await message.nak(delay=self._options.error_delay(delivered))
             return
         self._metrics.imports.labels(outcome.value).inc()
         self._metrics.duration.observe(time.perf_counter() - started)

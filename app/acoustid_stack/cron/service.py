@@ -1,0 +1,80 @@
+"""The cron process: wait to be leader, run due jobs while leader, stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+
+from prometheus_client import start_http_server
+from redis.asyncio import Redis
+
+from acoustid_stack.config import Settings
+from acoustid_stack.cron.jobs import JOBS, Job, JobContext
+from acoustid_stack.cron.leader import LeaderElection
+from acoustid_stack.cron.metrics import CronMetrics
+from acoustid_stack.cron.schedule import Scheduler
+from acoustid_stack.submissions.databases import open_databases
+from acoustid_stack.submissions.stream import connect_nats, ensure_stream
+
+logger = logging.getLogger(__name__)
+
+
+async def run_cron(
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    jobs: Sequence[Job] = JOBS,
+    retry_interval: float = 5.0,
+    metrics: CronMetrics | None = None,
+) -> None:
+    """Run until `stop` is set. While leader, the lock is re-checked every `retry_interval`
+    and between jobs; a leader that loses its database session stops running jobs."""
+    metrics = metrics or CronMetrics()
+    election = LeaderElection(
+        conninfo=settings.database.app.conninfo(), retry_interval=retry_interval
+    )
+    databases = open_databases(settings.database, pool_size=2)
+    redis = Redis.from_url(settings.redis.url())
+    nc = await connect_nats(settings.nats)
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, settings.nats)
+        ctx = JobContext(settings=settings, databases=databases, redis=redis, js=js)
+        scheduler = Scheduler(jobs, metrics=metrics)
+        logger.info("cron started; waiting for the leader lock")
+        while await election.wait_until_leader(stop):
+            logger.info("became the cron leader")
+            metrics.leader.set(1)
+            scheduler.reset()
+            while not stop.is_set() and await election.still_leader():
+                await scheduler.run_due(ctx)
+                wait = min(retry_interval, scheduler.seconds_until_next())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=wait)
+            metrics.leader.set(0)
+            logger.info("no longer the cron leader")
+    finally:
+        await election.resign()
+        await nc.close()
+        await redis.aclose()
+        await databases.dispose()
+
+
+def serve(
+    settings: Settings, *, retry_interval: float = 5.0, metrics_address: tuple[str, int] | None
+) -> None:
+    """`acoustid-stack run cron`: blocks until SIGTERM or SIGINT; metrics on (host, port)."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run_cron(settings, stop=stop, retry_interval=retry_interval)
+
+    if metrics_address:
+        start_http_server(metrics_address[1], addr=metrics_address[0])
+    asyncio.run(main())
