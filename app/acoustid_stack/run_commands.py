@@ -46,3 +46,31 @@ def index(
 
     configure_logging(settings_from_context(ctx))
     serve(data_dir, host=host, port=port, create=create)
+
+
+def _metrics_address(host: str, port: int) -> tuple[str, int] | None:
+    return (host, port) if port else None
+
+
+@run.command("cron")
+@click.option(
+    "--retry-interval",
+    type=click.FloatRange(0.1, 60),
+    default=5.0,
+    show_default=True,
+    help="Seconds between a standby's attempts to become leader (and the leader's checks).",
+)
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+@click.pass_context
+def cron(ctx: click.Context, retry_interval: float, metrics_port: int, metrics_host: str) -> None:
+    """Leader-elected periodic jobs; run as many as you like, one is active."""
+    from acoustid_stack.cron.service import serve  # noqa: PLC0415
+
+    settings = settings_from_context(ctx)
+    configure_logging(settings)
+    serve(
+        settings,
+        retry_interval=retry_interval,
+        metrics_address=_metrics_address(metrics_host, metrics_port),
+    )
