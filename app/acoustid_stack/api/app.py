@@ -1,0 +1,264 @@
+"""The api's ASGI app: `create_app(settings)` wires every part; `create_app_from_env` is what
+`acoustid-stack run api` gives uvicorn in each worker process."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+
+import sentry_sdk
+from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Route
+
+from acoustid_stack.api import legacy, openapi
+from acoustid_stack.api.auth import ApiKeys
+from acoustid_stack.api.catalog import Catalog
+from acoustid_stack.api.endpoint import EndpointRunner
+from acoustid_stack.api.health import HealthChecks
+from acoustid_stack.api.lookup import LookupHandler
+from acoustid_stack.api.metadata import CachedExistence, SubmittedMetadata
+from acoustid_stack.api.metrics import ApiMetrics
+from acoustid_stack.api.middleware import (
+    CorsMiddleware,
+    GzipRequestMiddleware,
+    PathCleanupMiddleware,
+)
+from acoustid_stack.api.ratelimit import RateLimiter
+from acoustid_stack.api.stats import LookupStats
+from acoustid_stack.api.submit import SubmissionPublisher, SubmissionStatusHandler, SubmitHandler
+from acoustid_stack.api.tracks import FingerprintHandler, ListByMbidHandler, ListByPuidHandler
+from acoustid_stack.api.user import CreateAnonymousHandler, UserLookupHandler
+from acoustid_stack.config import RedisSettings, Settings, load_settings
+from acoustid_stack.index.client import ShardedIndexClient
+from acoustid_stack.index.interfaces import FingerprintIndex
+from acoustid_stack.logging_setup import configure_logging
+from acoustid_stack.matching import DatabaseCandidates, Matcher
+from acoustid_stack.submissions.databases import Databases, open_databases
+
+#: Upstream accepts any method on every route; clients use GET and POST.
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+#: A Redis that does not answer within this time is treated as down (rate limits fail open).
+REDIS_TIMEOUT_SECONDS = 0.5
+
+
+@dataclass
+class Resources:
+    """Connections one api process holds: databases (rw and read-only), Redis, index, NATS."""
+
+    databases: Databases
+    readonly: Databases
+    redis: Redis
+    index: FingerprintIndex
+    publisher: SubmissionPublisher
+
+    @classmethod
+    def open(cls, settings: Settings, *, index: FingerprintIndex | None = None) -> Resources:
+        """Everything connects lazily, so this never blocks nor fails on a down service."""
+        databases = open_databases(settings.database)
+        ro = settings.database
+        ro_only = replace(ro, app=ro.app_ro, fingerprint=ro.fingerprint_ro, ingest=ro.ingest_ro)
+        readonly = databases if ro_only == ro else open_databases(ro_only)
+        return cls(
+            databases=databases,
+            readonly=readonly,
+            redis=connect_redis(settings.redis),
+            index=index or ShardedIndexClient.from_settings(settings),
+            publisher=SubmissionPublisher(settings=settings.nats),
+        )
+
+    async def close(self) -> None:
+        await self.publisher.close()
+        await self.index.close()
+        await self.redis.aclose()
+        await self.databases.dispose()
+        if self.readonly is not self.databases:
+            await self.readonly.dispose()
+
+
+def connect_redis(settings: RedisSettings) -> Redis:
+    """The Redis master, directly or through Sentinel; short timeouts (fail-open callers)."""
+    timeout = REDIS_TIMEOUT_SECONDS
+    if settings.sentinels:
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            settings.sentinels, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        master: Redis = sentinel.master_for(
+            settings.sentinel_master,
+            password=settings.password,
+            db=settings.db,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+        return master
+    return Redis(
+        host=settings.host,
+        port=settings.port,
+        password=settings.password,
+        db=settings.db,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
+
+
+def create_app(
+    settings: Settings, *, index: FingerprintIndex | None = None, metrics: ApiMetrics | None = None
+) -> Starlette:
+    """The api app. `index` replaces the sharded client of `settings.index` (e.g. upstream's)."""
+    if settings.sentry.dsn:
+        sentry_sdk.init(
+            dsn=settings.sentry.dsn,
+            traces_sample_rate=settings.sentry.traces_sample_rate,
+            environment=settings.sentry.environment,
+        )
+    resources = Resources.open(settings, index=index)
+    metrics = metrics or ApiMetrics()
+    runner = EndpointRunner(
+        limiter=RateLimiter(
+            redis=resources.redis,
+            settings=settings.rate_limit,
+            key_prefix=settings.redis.key_prefix,
+        ),
+        metrics=metrics,
+        cluster_secret=settings.cluster.secret,
+    )
+    keys = ApiKeys(app_db=resources.databases.app, website_secret=settings.website.secret)
+    routes = [
+        *health_routes(settings, resources),
+        *lookup_routes(settings, resources, runner, keys, metrics),
+        *submission_routes(resources, runner, keys, metrics),
+        *track_routes(resources, runner),
+        *user_routes(resources, runner, keys),
+        Route("/lookup", legacy.not_supported, methods=METHODS),
+        Route("/submit", legacy.not_supported, methods=METHODS),
+        Route("/v2/openapi.json", openapi.endpoint, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics.endpoint, methods=["GET", "HEAD"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await resources.close()
+
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(CorsMiddleware),
+            Middleware(PathCleanupMiddleware),
+            Middleware(GzipRequestMiddleware),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def create_app_from_env() -> Starlette:
+    """uvicorn's factory in each worker: settings from ACOUSTID_CONFIG and ACOUSTID_* env."""
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)
+
+
+def health_routes(settings: Settings, resources: Resources) -> list[BaseRoute]:
+    rw, ro = resources.databases, resources.readonly
+    checks = HealthChecks(
+        shutdown_file=settings.website.shutdown_file,
+        is_master=settings.cluster.role == "master",
+        writable=[rw.app, rw.fingerprint, rw.ingest],
+        readable=[ro.app, ro.fingerprint, ro.ingest],
+    )
+    return [
+        Route("/_health", checks.health, methods=METHODS),
+        Route("/_health_ro", checks.health_ro, methods=METHODS),
+        Route("/_health_docker", checks.health_docker, methods=METHODS),
+    ]
+
+
+def lookup_routes(
+    settings: Settings,
+    resources: Resources,
+    runner: EndpointRunner,
+    keys: ApiKeys,
+    metrics: ApiMetrics,
+) -> list[BaseRoute]:
+    fingerprint_db = resources.readonly.fingerprint
+    matcher = Matcher(
+        index=resources.index,
+        candidates=DatabaseCandidates(engine=fingerprint_db),
+        search_timeout=settings.website.search_timeout,
+    )
+    handler = LookupHandler(
+        keys=keys,
+        matcher=matcher,
+        catalog=Catalog(fingerprint_db=fingerprint_db),
+        metadata=CachedExistence(
+            provider=SubmittedMetadata(fingerprint_db=fingerprint_db),
+            redis=resources.redis,
+            key_prefix=settings.redis.key_prefix,
+        ),
+        stats=LookupStats(redis=resources.redis, key_prefix=settings.redis.key_prefix),
+        metrics=metrics,
+        return_metadata=settings.website.search_return_metadata,
+    )
+    return [Route("/v2/lookup", runner.endpoint("lookup", handler), methods=METHODS)]
+
+
+def submission_routes(
+    resources: Resources, runner: EndpointRunner, keys: ApiKeys, metrics: ApiMetrics
+) -> list[BaseRoute]:
+    ingest_db = resources.databases.ingest
+    submit = SubmitHandler(
+        keys=keys, ingest_db=ingest_db, publisher=resources.publisher, metrics=metrics
+    )
+    status = SubmissionStatusHandler(keys=keys, ingest_db=ingest_db)
+    return [
+        Route("/v2/submit", runner.endpoint("submit", submit), methods=METHODS),
+        Route(
+            "/v2/submission_status",
+            runner.endpoint("submission_status", status),
+            methods=METHODS,
+        ),
+    ]
+
+
+def track_routes(resources: Resources, runner: EndpointRunner) -> list[BaseRoute]:
+    catalog = Catalog(fingerprint_db=resources.readonly.fingerprint)
+    return [
+        Route(
+            "/v2/track/list_by_mbid",
+            runner.endpoint("track/list_by_mbid", ListByMbidHandler(catalog=catalog)),
+            methods=METHODS,
+        ),
+        Route(
+            "/v2/track/list_by_puid",
+            runner.endpoint("track/list_by_puid", ListByPuidHandler()),
+            methods=METHODS,
+        ),
+        Route(
+            "/v2/fingerprint",
+            runner.endpoint("fingerprint", FingerprintHandler(catalog=catalog)),
+            methods=METHODS,
+        ),
+    ]
+
+
+def user_routes(resources: Resources, runner: EndpointRunner, keys: ApiKeys) -> list[BaseRoute]:
+    app_db = resources.databases.app
+    return [
+        Route(
+            "/v2/user/lookup",
+            runner.endpoint("user/lookup", UserLookupHandler(keys=keys, app_db=app_db)),
+            methods=METHODS,
+        ),
+        Route(
+            "/v2/user/create_anonymous",
+            runner.endpoint(
+                "user/create_anonymous", CreateAnonymousHandler(keys=keys, app_db=app_db)
+            ),
+            methods=METHODS,
+        ),
+    ]

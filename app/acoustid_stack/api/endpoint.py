@@ -1,0 +1,137 @@
+"""The request cycle every v2 endpoint shares, in upstream's order (reference §1.2):
+format → parameters and key checks → rate limit → handler → rendering, with metrics.
+
+Handlers only parse and answer; errors they raise as ApiError become the error envelope,
+anything else becomes error 5 (logged, counted, sent to Sentry when configured).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+import sentry_sdk
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from acoustid_stack.api import errors
+from acoustid_stack.api.errors import ApiError
+from acoustid_stack.api.metrics import ApiMetrics
+from acoustid_stack.api.params import MalformedBody, Params, read_params
+from acoustid_stack.api.ratelimit import RateLimiter
+from acoustid_stack.api.render import JSON_FORMAT, OutputFormat, render_error, render_ok
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who is asking. `ip` is the first X-Forwarded-For address, as upstream's ProxyFix: the
+    api is meant to sit behind a proxy that sets it."""
+
+    ip: str
+    user_agent: str
+
+
+class Call(Protocol):
+    """A parsed request; `application_id` picks the rate-limit bucket (None: IP only)."""
+
+    @property
+    def application_id(self) -> int | None: ...
+
+
+CallT = TypeVar("CallT", bound=Call)
+
+
+class Handler(Protocol, Generic[CallT]):
+    async def parse(self, params: Params, client: Client) -> CallT:
+        """Validate parameters and keys; raise ApiError."""
+        ...
+
+    async def run(self, call: CallT) -> Mapping[str, Any]:
+        """The response data (without "status"); raise ApiError."""
+        ...
+
+
+@dataclass(frozen=True)
+class NoKey:
+    """The parsed request of endpoints that need no application key."""
+
+    application_id: int | None = None
+
+
+class EndpointRunner:
+    def __init__(
+        self, *, limiter: RateLimiter, metrics: ApiMetrics, cluster_secret: str | None
+    ) -> None:
+        self._limiter = limiter
+        self._metrics = metrics
+        self._cluster_secret = cluster_secret
+
+    def endpoint(
+        self, name: str, handler: Handler[Any]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A Starlette endpoint running `handler`; `name` labels its metrics."""
+
+        async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            response = await self._respond(request, handler)
+            self._metrics.requests.labels(name, request.method, str(response.status_code)).inc()
+            self._metrics.request_duration.labels(name, request.method).observe(
+                time.perf_counter() - started
+            )
+            return response
+
+        return endpoint
+
+    async def _respond(self, request: Request, handler: Handler[Any]) -> Response:
+        output = _query_format(request)
+        try:
+            params = await read_params(request)
+            output = OutputFormat.parse(params.get("format"), params.get("jsoncallback"))
+            call = await handler.parse(params, client_of(request))
+            if not self._is_cluster_peer(params):
+                await self._limiter.check(
+                    client_ip=client_of(request).ip, application_id=call.application_id
+                )
+            return render_ok(await handler.run(call), output)
+        except ApiError as error:
+            self._metrics.handled_errors.labels(str(int(error.code))).inc()
+            return render_error(error, output)
+        except MalformedBody as exc:
+            return PlainTextResponse(f"Bad request: {exc}", 400)
+        except Exception:
+            logger.exception("unhandled error in %s", request.url.path)
+            sentry_sdk.capture_exception()
+            self._metrics.unhandled_errors.inc()
+            internal = errors.internal()
+            self._metrics.handled_errors.labels(str(int(internal.code))).inc()
+            return render_error(internal, output)
+
+    def _is_cluster_peer(self, params: Params) -> bool:
+        # Upstream's replicas and acoustid.biz skip rate limits with the shared secret.
+        secret = params.get("secret")
+        return bool(
+            self._cluster_secret and secret and hmac.compare_digest(secret, self._cluster_secret)
+        )
+
+
+def client_of(request: Request) -> Client:
+    forwarded = request.headers.get("x-forwarded-for", "")
+    first = forwarded.split(",")[0].strip()
+    ip = first or (request.client.host if request.client else "") or "127.0.0.1"
+    return Client(ip=ip, user_agent=request.headers.get("user-agent", ""))
+
+
+def _query_format(request: Request) -> OutputFormat:
+    """The format named in the query string, for errors raised before the body is read."""
+    try:
+        return OutputFormat.parse(
+            request.query_params.get("format"), request.query_params.get("jsoncallback")
+        )
+    except ApiError:
+        return JSON_FORMAT

@@ -1,0 +1,192 @@
+"""The `meta` parameter of `/v2/lookup` and the metadata it adds to each result (§1.6).
+
+Precedence as upstream: recordings (or recordingids) nest release groups, else releases;
+without recordings, release groups or releases attach to the result directly. Keys whose
+value is empty or null are left out. `compress` drops a child's artists/title equal to its
+parent's; `usermeta` shows submitted meta as id-less recordings when no MBID is known.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from acoustid_stack.api.catalog import MbidLink, UserMeta
+from acoustid_stack.api.metadata import (
+    Artist,
+    Recording,
+    Release,
+    ReleaseGroup,
+    recording_from_meta,
+)
+
+META_VALUES: Final = frozenset(
+    {
+        "recordings",
+        "recordingids",
+        "releases",
+        "releaseids",
+        "releasegroups",
+        "releasegroupids",
+        "tracks",
+        "compress",
+        "usermeta",
+        "sources",
+        "isrcs",
+    }
+)
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MetaRequest:
+    values: frozenset[str]
+
+    @classmethod
+    def parse(cls, value: str | None) -> MetaRequest:
+        """Space-separated names (`+` in URLs); "0"/empty = none, "1" = recordingids and "2"
+        (upstream's legacy set) = recordings with release groups. Unknown names are ignored."""
+        words = set((value or "").split())
+        if "1" in words:
+            words.add("recordingids")
+        if "2" in words:
+            words |= {"recordings", "releasegroups", "compress"}
+        return cls(frozenset(words & META_VALUES))
+
+    @property
+    def any(self) -> bool:
+        return bool(self.values - {"compress"})
+
+    @property
+    def recordings(self) -> bool:
+        return bool(self.values & {"recordings", "recordingids", "isrcs"})
+
+    @property
+    def full_recordings(self) -> bool:
+        return "recordings" in self.values
+
+    @property
+    def release_groups(self) -> bool:
+        return bool(self.values & {"releasegroups", "releasegroupids"})
+
+    @property
+    def releases(self) -> bool:
+        return bool(self.values & {"releases", "releaseids"})
+
+
+def track_metadata(
+    request: MetaRequest,
+    links: Sequence[MbidLink],
+    recordings: dict[uuid.UUID, Recording],
+    user_meta: Sequence[UserMeta],
+) -> Json:
+    """The metadata keys of one lookup result (a track)."""
+    known = [(link, recordings.get(link.mbid) or Recording(link.mbid)) for link in links]
+    if not known and "usermeta" in request.values:
+        shown = [
+            (None, recording_from_meta(None, row.track, row.artist, row.album, row.album_artist))
+            for row in user_meta
+        ]
+        return _without_empty({"recordings": [_recording(request, r, s) for s, r in shown]})
+    if request.recordings:
+        return _without_empty(
+            {"recordings": [_recording(request, recording, link) for link, recording in known]}
+        )
+    groups = [group for _, recording in known for group in recording.release_groups]
+    if request.release_groups:
+        return _without_empty(
+            {"releasegroups": _unique(_release_group(request, g) for g in groups)}
+        )
+    if request.releases:
+        releases = [release for group in groups for release in group.releases]
+        return _without_empty({"releases": _unique(_release(request, r) for r in releases)})
+    return {}
+
+
+def _recording(request: MetaRequest, recording: Recording, link: MbidLink | None) -> Json:
+    data: Json = {"id": str(recording.id) if recording.id else None}
+    if "sources" in request.values and link is not None:
+        data["sources"] = link.submission_count
+    if request.full_recordings or recording.id is None:
+        data["title"] = recording.title
+        data["duration"] = recording.duration
+        data["artists"] = _artists(recording.artists)
+    if request.release_groups:
+        data["releasegroups"] = _unique(
+            _compressed(request, data, _release_group(request, group))
+            for group in recording.release_groups
+        )
+    elif request.releases:
+        data["releases"] = _unique(
+            _compressed(request, data, _release(request, release))
+            for group in recording.release_groups
+            for release in group.releases
+        )
+    return _without_empty(data)
+
+
+def _release_group(request: MetaRequest, group: ReleaseGroup) -> Json:
+    if "releasegroups" not in request.values:
+        return _without_empty({"id": _id(group.id)})
+    data: Json = {
+        "id": _id(group.id),
+        "title": group.title,
+        "type": group.type,
+        "artists": _artists(group.artists),
+    }
+    if request.releases:
+        data["releases"] = _unique(
+            _compressed(request, data, _release(request, release)) for release in group.releases
+        )
+    return _without_empty(data)
+
+
+def _release(request: MetaRequest, release: Release) -> Json:
+    if "releases" not in request.values:
+        return _without_empty({"id": _id(release.id)})
+    return _without_empty(
+        {
+            "id": _id(release.id),
+            "title": release.title,
+            "artists": _artists(release.artists),
+            "track_count": release.track_count,
+            "medium_count": release.medium_count,
+        }
+    )
+
+
+def _artists(artists: Iterable[Artist]) -> list[Json]:
+    return [
+        _without_empty({"id": _id(artist.id), "name": artist.name, "joinphrase": artist.joinphrase})
+        for artist in artists
+    ]
+
+
+def _compressed(request: MetaRequest, parent: Json, child: Json) -> Json:
+    if "compress" not in request.values:
+        return child
+    return {
+        key: value
+        for key, value in child.items()
+        if key not in ("artists", "title") or value != parent.get(key)
+    }
+
+
+def _unique(items: Iterable[Json]) -> list[Json]:
+    """Non-empty items, first occurrence only (many recordings share a release group)."""
+    result: list[Json] = []
+    for item in items:
+        if item and item not in result:
+            result.append(item)
+    return result
+
+
+def _id(value: uuid.UUID | None) -> str | None:
+    return str(value) if value else None
+
+
+def _without_empty(data: Json) -> Json:
+    return {key: value for key, value in data.items() if value not in (None, "", [], {})}

@@ -1,0 +1,175 @@
+"""Recording metadata for lookups, behind a Protocol so a MusicBrainz mirror can replace it.
+
+MusicBrainz is not available here, so `SubmittedMetadata` describes a recording with what
+submissions told us: the MBID, and title/artist/album from user meta submitted for a track
+linked to that MBID (the most submitted one). `CachedExistence` remembers for an hour which
+MBIDs exist, as upstream does for its mirror checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from acoustid_stack.db.schema.fingerprint import meta, track_mbid, track_meta
+
+MBID_CACHE_SECONDS: Final = 3600
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Artist:
+    name: str
+    id: uuid.UUID | None = None
+    joinphrase: str | None = None
+
+
+@dataclass(frozen=True)
+class Release:
+    title: str | None
+    id: uuid.UUID | None = None
+    artists: tuple[Artist, ...] = ()
+    track_count: int | None = None
+    medium_count: int | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseGroup:
+    title: str | None
+    id: uuid.UUID | None = None
+    type: str | None = None
+    artists: tuple[Artist, ...] = ()
+    releases: tuple[Release, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What lookups may say about a recording; `id` None for user-submitted meta (`usermeta`)."""
+
+    id: uuid.UUID | None
+    title: str | None = None
+    artists: tuple[Artist, ...] = ()
+    duration: float | None = None
+    release_groups: tuple[ReleaseGroup, ...] = field(default=())
+
+
+class MetadataProvider(Protocol):
+    async def recordings(self, mbids: Collection[uuid.UUID]) -> dict[uuid.UUID, Recording]:
+        """Metadata of the recordings it knows among `mbids` (others are left out)."""
+        ...
+
+    async def existing(self, mbids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """The MBIDs among `mbids` that name a recording."""
+        ...
+
+
+class SubmittedMetadata:
+    """Recordings described by submitted user meta, from the fingerprint database."""
+
+    def __init__(self, *, fingerprint_db: AsyncEngine) -> None:
+        self._db = fingerprint_db
+
+    async def recordings(self, mbids: Collection[uuid.UUID]) -> dict[uuid.UUID, Recording]:
+        if not mbids:
+            return {}
+        statement = (
+            select(
+                track_mbid.c.mbid, meta.c.track, meta.c.artist, meta.c.album, meta.c.album_artist
+            )
+            .distinct(track_mbid.c.mbid)
+            .join(track_meta, track_meta.c.track_id == track_mbid.c.track_id)
+            .join(meta, meta.c.id == track_meta.c.meta_id)
+            .where(track_mbid.c.mbid.in_(list(mbids)), track_mbid.c.disabled.is_(False))
+            .order_by(track_mbid.c.mbid, track_meta.c.submission_count.desc(), meta.c.id)
+        )
+        async with self._db.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        return {
+            row.mbid: recording_from_meta(
+                row.mbid, row.track, row.artist, row.album, row.album_artist
+            )
+            for row in rows
+        }
+
+    async def existing(self, mbids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        if not mbids:
+            return set()
+        statement = (
+            select(track_mbid.c.mbid)
+            .distinct()
+            .where(track_mbid.c.mbid.in_(list(mbids)), track_mbid.c.disabled.is_(False))
+        )
+        async with self._db.connect() as connection:
+            return set((await connection.scalars(statement)).all())
+
+
+def recording_from_meta(
+    mbid: uuid.UUID | None,
+    title: str | None,
+    artist: str | None,
+    album: str | None,
+    album_artist: str | None,
+) -> Recording:
+    """A recording built from one row of user meta (title, artist, album)."""
+    artists = (Artist(artist),) if artist else ()
+    groups: tuple[ReleaseGroup, ...] = ()
+    if album:
+        album_artists = (Artist(album_artist),) if album_artist else artists
+        groups = (
+            ReleaseGroup(
+                album, artists=album_artists, releases=(Release(album, artists=album_artists),)
+            ),
+        )
+    return Recording(mbid, title, artists, release_groups=groups)
+
+
+class CachedExistence:
+    """A MetadataProvider whose `existing` answers are cached in Redis for an hour.
+
+    Failure policy: a Redis error means "not cached"; the provider is asked directly.
+    """
+
+    def __init__(self, *, provider: MetadataProvider, redis: Redis, key_prefix: str = "") -> None:
+        self._provider = provider
+        self._redis = redis
+        self._prefix = f"{key_prefix}mbid:"
+
+    async def recordings(self, mbids: Collection[uuid.UUID]) -> dict[uuid.UUID, Recording]:
+        return await self._provider.recordings(mbids)
+
+    async def existing(self, mbids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        ordered: Sequence[uuid.UUID] = sorted(set(mbids))
+        if not ordered:
+            return set()
+        keys = [f"{self._prefix}{mbid}" for mbid in ordered]
+        try:
+            cached = await self._redis.mget(keys)
+        except RedisError as exc:
+            logger.warning("MBID cache unavailable: %s", exc)
+            return await self._provider.existing(ordered)
+        found = {mbid for mbid, value in zip(ordered, cached, strict=True) if value == b"1"}
+        unknown = [mbid for mbid, value in zip(ordered, cached, strict=True) if value is None]
+        if unknown:
+            fresh = await self._provider.existing(unknown)
+            found |= fresh
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for mbid in unknown:
+                        pipe.set(
+                            f"{self._prefix}{mbid}",
+                            b"1" if mbid in fresh else b"0",
+                            ex=MBID_CACHE_SECONDS,
+                        )
+                    await pipe.execute()
+            except RedisError as exc:
+                logger.warning("MBID cache not updated: %s", exc)
+        return found

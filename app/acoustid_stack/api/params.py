@@ -1,0 +1,175 @@
+"""Request parameters as upstream reads them (`request.values`): query string + form body.
+
+Form bodies may be urlencoded (what pyacoustid sends, usually gzipped — `middleware.py`
+inflates those) or multipart. Both are capped at 1 MiB and 1000 fields (error 19).
+Batch parameters carry a numeric suffix (`fingerprint.3`); `suffixes` finds them.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncGenerator, Iterable
+from typing import Final
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import MultiDict, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
+
+from acoustid_stack.api import errors
+
+MAX_BODY_SIZE: Final = 1024 * 1024
+MAX_FORM_FIELDS: Final = 1000
+
+_UUID: Final = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
+_FOREIGN_ID: Final = re.compile(r"^[0-9a-z]+:.+$")
+_SUFFIX: Final = re.compile(r"^(?P<base>[^.]+)\.(?P<index>\d+)$")
+
+
+class MalformedBody(Exception):
+    """A body that cannot be parsed at all: a plain-text 400, like werkzeug's, not an envelope."""
+
+
+class Params:
+    """Every value of every parameter, query string first, then the body (as werkzeug does)."""
+
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        self._values: MultiDict = MultiDict(list(items))
+
+    def get(self, name: str) -> str | None:
+        """The first value, or None when absent."""
+        value = self._values.get(name)
+        return value if isinstance(value, str) else None
+
+    def getlist(self, name: str) -> list[str]:
+        return [value for value in self._values.getlist(name) if isinstance(value, str)]
+
+    def names(self) -> list[str]:
+        return list(self._values.keys())
+
+    def required(self, name: str) -> str:
+        """The value; error 2 when it is absent or empty."""
+        value = self.get(name)
+        if not value:
+            raise errors.missing_parameter(name)
+        return value
+
+    def flag(self, name: str) -> bool:
+        """Upstream's boolean parameters: "1"/"true"/"yes"/"on" (any case) mean true."""
+        return (self.get(name) or "").strip().lower() in ("1", "true", "yes", "on")
+
+    def uuid(self, name: str) -> uuid.UUID | None:
+        """A UUID parameter (error 7 when malformed), None when absent or empty."""
+        value = self.get(name)
+        return parse_uuid(name, value) if value else None
+
+    def foreign_id(self, name: str) -> str | None:
+        """`vendor:id` (error 10 when malformed), None when absent or empty."""
+        value = self.get(name)
+        if not value:
+            return None
+        if not _FOREIGN_ID.match(value):
+            raise errors.invalid_foreignid(name)
+        return value
+
+    def suffixes(self, *bases: str) -> list[int | None]:
+        """Indexes of a batch: None for the unsuffixed form (sorted first), then every N of
+        `<base>.N` for any of `bases`, ascending."""
+        found: set[int] = set()
+        unsuffixed = False
+        for name in self.names():
+            if name in bases:
+                unsuffixed = True
+                continue
+            match = _SUFFIX.match(name)
+            if match and match["base"] in bases:
+                found.add(int(match["index"]))
+        ordered: list[int | None] = [None] if unsuffixed else []
+        return ordered + sorted(found)
+
+
+def suffixed(name: str, index: int | None) -> str:
+    return name if index is None else f"{name}.{index}"
+
+
+def parse_uuid(name: str, value: str) -> uuid.UUID:
+    if not _UUID.match(value):
+        raise errors.invalid_uuid(name)
+    return uuid.UUID(value)
+
+
+def parse_int(value: str | None) -> int | None:
+    """An integer as werkzeug's `type=int` reads it; None when absent or not a number."""
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+async def read_params(request: Request) -> Params:
+    """Query string + body parameters. Error 19 when the body or its field count is too large."""
+    items = parse_qsl(request.url.query, keep_blank_values=True)
+    body = await _read_body(request)
+    if body:
+        items.extend(await _parse_body(request, body))
+    return Params(items)
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = parse_int(request.headers.get("content-length"))
+    if declared is not None and declared > MAX_BODY_SIZE:
+        raise errors.request_too_large()
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > MAX_BODY_SIZE:
+            raise errors.request_too_large()
+    return bytes(chunks)
+
+
+async def _parse_body(request: Request, body: bytes) -> list[tuple[str, str]]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        return await _parse_multipart(request, body)
+    if content_type not in ("", "application/x-www-form-urlencoded"):
+        # werkzeug ignores bodies of other types; so do we.
+        return []
+    try:
+        return parse_qsl(
+            body.decode("utf-8", "replace"),
+            keep_blank_values=True,
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except ValueError as exc:  # too many fields
+        raise errors.request_too_large() from exc
+
+
+async def _parse_multipart(request: Request, body: bytes) -> list[tuple[str, str]]:
+    async def stream() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    parser = MultiPartParser(
+        request.headers,
+        stream(),
+        max_files=MAX_FORM_FIELDS,
+        max_fields=MAX_FORM_FIELDS,
+        max_part_size=MAX_BODY_SIZE,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        if "Too many" in exc.message or "exceeded" in exc.message:
+            raise errors.request_too_large() from exc
+        raise MalformedBody(exc.message) from exc
+    result = []
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            # Upstream reads files as form values too; a text part is what clients send.
+            result.append((name, (await value.read()).decode("utf-8", "replace")))
+            await value.close()
+        else:
+            result.append((name, value))
+    return result
