@@ -48,6 +48,21 @@ def index(
     serve(data_dir, host=host, port=port, create=create)
 
 
+@run.command("api")
+@click.option("--host", default=None, help="Address to listen on.  [default: api.host]")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="[default: api.port]")
+@click.option("--workers", type=click.IntRange(1, 256), default=None, help="[default: api.workers]")
+@click.pass_context
+def api(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
+    """The /v2 API server: uvicorn worker processes, drained on SIGTERM."""
+    from acoustid_stack.api.server import serve  # noqa: PLC0415
+
+    settings = settings_from_context(ctx)
+    configure_logging(settings)
+    config_path = ctx.find_root().obj.get("config_path")
+    serve(settings, config_path=config_path, host=host, port=port, workers=workers)
+
+
 def _metrics_address(host: str, port: int) -> tuple[str, int] | None:
     return (host, port) if port else None
 
