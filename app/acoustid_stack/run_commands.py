@@ -89,3 +89,28 @@ def cron(ctx: click.Context, retry_interval: float, metrics_port: int, metrics_h
         retry_interval=retry_interval,
         metrics_address=_metrics_address(metrics_host, metrics_port),
     )
+
+
+@run.command("worker")
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 1000),
+    default=32,
+    show_default=True,
+    help="Submissions fetched and imported concurrently per round.",
+)
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+@click.pass_context
+def worker(ctx: click.Context, batch: int, metrics_port: int, metrics_host: str) -> None:
+    """Import submissions from the JetStream stream; run as many as you like."""
+    from acoustid_stack.worker.consumer import ConsumerOptions  # noqa: PLC0415
+    from acoustid_stack.worker.service import serve  # noqa: PLC0415
+
+    settings = settings_from_context(ctx)
+    configure_logging(settings)
+    serve(
+        settings,
+        options=ConsumerOptions(batch=batch),
+        metrics_address=_metrics_address(metrics_host, metrics_port),
+    )

@@ -1,0 +1,75 @@
+"""The worker process: wire importer and consumer, run until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from prometheus_client import start_http_server
+
+from acoustid_stack.config import Settings
+from acoustid_stack.index.client import ShardedIndexClient
+from acoustid_stack.matching import DatabaseCandidates, Matcher
+from acoustid_stack.submissions.databases import open_databases
+from acoustid_stack.submissions.stream import connect_nats, ensure_stream
+from acoustid_stack.worker.consumer import ConsumerOptions, SubmissionConsumer
+from acoustid_stack.worker.importer import SubmissionImporter
+from acoustid_stack.worker.metrics import WorkerMetrics
+
+logger = logging.getLogger(__name__)
+
+
+async def run_worker(
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    options: ConsumerOptions | None = None,
+    metrics: WorkerMetrics | None = None,
+) -> None:
+    """Import submissions until `stop` is set; the batch in hand is finished first."""
+    options = options or ConsumerOptions()
+    databases = open_databases(settings.database, pool_size=options.batch)
+    index = ShardedIndexClient.from_settings(settings)
+    nc = await connect_nats(settings.nats)
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, settings.nats)
+        await index.ensure_index()
+        matcher = Matcher(
+            index=index,
+            candidates=DatabaseCandidates(engine=databases.fingerprint),
+            search_timeout=settings.index.timeout,
+        )
+        importer = SubmissionImporter(databases=databases, index=index, matcher=matcher)
+        consumer = SubmissionConsumer(
+            js=js,
+            settings=settings.nats,
+            import_submission=importer.import_submission,
+            metrics=metrics or WorkerMetrics(),
+            options=options,
+        )
+        logger.info("worker consuming %s as %s", settings.nats.stream, options.durable)
+        await consumer.run(stop)
+        logger.info("worker stopped")
+    finally:
+        await nc.drain()
+        await index.close()
+        await databases.dispose()
+
+
+def serve(
+    settings: Settings, *, options: ConsumerOptions, metrics_address: tuple[str, int] | None
+) -> None:
+    """`acoustid-stack run worker`: blocks until SIGTERM or SIGINT; metrics on (host, port)."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run_worker(settings, stop=stop, options=options)
+
+    if metrics_address:
+        start_http_server(metrics_address[1], addr=metrics_address[0])
+    asyncio.run(main())
