@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import numpy as np
+
+from acoustid_stack.index.memory import MemorySegment
+from acoustid_stack.index.merge import MergePolicy, merge_segments
+
+
+def test_tiered_policy_merges_runs_of_same_size_class_only() -> None:
+    policy = MergePolicy(flush_docs=100, tier_factor=4, max_segments=8)
+    assert policy.pick_file_merge([1000, 100, 100, 100], compact=False) is None
+    assert policy.pick_file_merge([1000, 100, 100, 100, 100], compact=False) == (1, 5)
+    assert policy.pick_file_merge([5000, 100], compact=True) == (0, 2)
+    sizes = [6400, 1600, 400, 1000, 100, 3000, 100, 50, 100]
+    start, stop = policy.pick_file_merge(sizes, compact=False) or (0, 0)
+    assert stop - start == 2  # above max_segments: the two smallest neighbours
+
+
+def test_merge_drops_tombstoned_documents_and_keeps_the_newest_copy() -> None:
+    def segment(segment_id: int, version: int, docs: dict[int, list[int]]) -> MemorySegment:
+        return MemorySegment.from_documents(
+            segment_id=segment_id,
+            version=version,
+            ids=list(docs),
+            hashes=[np.array(h, np.uint32) for h in docs.values()],
+        )
+
+    old = segment(1, 1, {1: [10, 20], 2: [20, 30], 3: [40]})
+    new = segment(2, 2, {2: [50], 4: [10]})
+    old.mark_deleted(np.array([2, 3], np.uint32))
+    merged = merge_segments([old, new], [old.deleted, new.deleted])
+    assert merged.docs.tolist() == [1, 2, 4]
+    assert merged.versions.tolist() == [1, 2, 2]
+    pairs = sorted(zip(merged.terms.tolist(), merged.docs[merged.ords].tolist(), strict=True))
+    assert pairs == [(10, 1), (10, 4), (20, 1), (50, 2)]
