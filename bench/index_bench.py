@@ -45,7 +45,9 @@ class Http:
 
     def __init__(self, url: str, fmt: str) -> None:
         parts = urlsplit(url)
-        self.conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=600)
+        self.conn = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port or 80, timeout=600
+        )
         self.fmt = fmt
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -95,7 +97,7 @@ def make_queries(terms: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, 
     rng = np.random.default_rng(seed + 1)
     targets = rng.choice(len(terms), size=count, replace=False)
     queries = terms[targets].copy()
-    keep = int(round(TERMS * KEEP))
+    keep = round(TERMS * KEEP)
     for row in queries:
         noise = rng.permutation(TERMS)[keep:]
         row[noise] = rng.integers(0, 1 << 28, size=len(noise), dtype=np.uint32) << 4
@@ -159,7 +161,7 @@ def disk_bytes(path: Path) -> int:
 
 
 def wait_settled(client: Http, index: str, max_wait: float) -> tuple[float, int]:
-    """Wait until the segment count stops changing for 30 s (merges done)."""
+    """Wait until the segment count stops changing for 60 s (merges done)."""
     started = time.monotonic()
     last, stable_since = None, time.monotonic()
     while time.monotonic() - started < max_wait:
@@ -168,7 +170,7 @@ def wait_settled(client: Http, index: str, max_wait: float) -> tuple[float, int]
         segments = int(stats.get("num_segments", 0))
         if segments != last:
             last, stable_since = segments, time.monotonic()
-        elif time.monotonic() - stable_since >= 30:
+        elif time.monotonic() - stable_since >= 60:
             break
         time.sleep(0.5)
     return time.monotonic() - started, int(last or 0)
@@ -243,7 +245,9 @@ def main() -> None:
                 changes = [{"i": {"i": first + k + 1, "h": r}} for k, r in enumerate(rows)]
                 body: dict[str, Any] = {"c": changes}
             else:
-                changes = [{"insert": {"id": first + k + 1, "hashes": r}} for k, r in enumerate(rows)]
+                changes = [
+                    {"insert": {"id": first + k + 1, "hashes": r}} for k, r in enumerate(rows)
+                ]
                 body = {"changes": changes}
             client.call("POST", f"/{args.index}/_update", body)
             if first and first % (100 * args.batch) == 0:
@@ -259,7 +263,9 @@ def main() -> None:
         search_all(url, args.format, args.index, queries[:200], 1)
         lat1, res1, qps1 = search_all(url, args.format, args.index, queries, 1)
         lat8, _, qps8 = search_all(url, args.format, args.index, queries, 8)
-        recall = float(np.mean([bool(r) and r[0][0] == t for r, t in zip(res1, targets)]))
+        recall = float(
+            np.mean([bool(r) and r[0][0] == t for r, t in zip(res1, targets, strict=True)])
+        )
         memory = rss(pid) if pid else {}
         disk = disk_bytes(data_dir / args.index) if data_dir else 0
 
