@@ -1,0 +1,98 @@
+"""``Messaging``: NATS with JetStream from the official NATS chart — a cluster of the profile's
+instances (3 in production), file-backed streams on PVCs sized from the table, monitoring port.
+
+The ``SUBMISSIONS`` stream itself is created by the app at start (``ensure_stream``) with the
+replicas the chart value ``nats.streamReplicas`` carries (R3 on three nodes), so stream settings
+live in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from acoustid_stack.sizing import Profile, byte_quantity
+from components.charts import NATS
+from components.kube import disk_quantity, machine_resources, service_host
+
+CLIENT_PORT = 4222
+MONITOR_PORT = 8222
+STORE_DIR = "/data"
+
+
+@dataclass(frozen=True)
+class MessagingArgs:
+    namespace: str
+    profile: Profile
+    release_name: str = "acoustid-nats"
+    storage_class: str | None = None
+    monitoring: bool = False
+
+
+def nats_values(args: MessagingArgs) -> dict[str, Any]:
+    """Values of the NATS chart for ``args``' profile."""
+    size = args.profile.component("nats")
+    jetstream = args.profile.derived.jetstream
+    pvc: dict[str, Any] = {"enabled": True, "size": disk_quantity(size)}
+    if args.storage_class:
+        pvc["storageClassName"] = args.storage_class
+    return {
+        "fullnameOverride": args.release_name,
+        "config": {
+            "cluster": {"enabled": size.instances > 1, "replicas": size.instances},
+            "jetstream": {
+                "enabled": True,
+                "fileStore": {
+                    "enabled": True,
+                    "dir": STORE_DIR,
+                    "pvc": pvc,
+                    "maxSize": byte_quantity(jetstream.max_file_store),
+                },
+                "memoryStore": {
+                    "enabled": True,
+                    "maxSize": byte_quantity(jetstream.max_memory_store),
+                },
+            },
+            "monitor": {"enabled": True, "port": MONITOR_PORT},
+        },
+        "service": {"ports": {"monitor": {"enabled": True}}},
+        "container": {"merge": {"resources": machine_resources(size)}},
+        # One server per node: a node failure costs one JetStream replica, never the quorum.
+        "podTemplate": {
+            "topologySpreadConstraints": {
+                "kubernetes.io/hostname": {"maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"}
+            }
+        },
+        "promExporter": {"enabled": args.monitoring, "podMonitor": {"enabled": args.monitoring}},
+        "natsBox": {"enabled": False},
+    }
+
+
+class Messaging(pulumi.ComponentResource):
+    """The NATS release. Outputs: ``servers`` (client URLs) and ``monitor_url``."""
+
+    servers: pulumi.Output[list[str]]
+    monitor_url: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: MessagingArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("acoustid:messaging:Messaging", name, None, opts)
+        self.release = k8s.helm.v3.Release(
+            f"{name}-nats",
+            name=args.release_name,
+            chart=NATS.chart,
+            version=NATS.version,
+            repository_opts=NATS.repository_opts(),
+            namespace=args.namespace,
+            values=nats_values(args),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # The release name is the chart's fullname (fullnameOverride), hence the Service name.
+        host = self.release.name.apply(lambda _: service_host(args.release_name, args.namespace))
+        self.servers = host.apply(lambda h: [f"nats://{h}:{CLIENT_PORT}"])
+        self.monitor_url = host.apply(lambda h: f"http://{h}:{MONITOR_PORT}")
+        self.register_outputs({"servers": self.servers, "monitor_url": self.monitor_url})

@@ -1,0 +1,166 @@
+"""Run the Pulumi program under ``pulumi.runtime.set_mocks`` and record what it registers.
+
+No Pulumi CLI or cluster exists here: every resource is recorded with its inputs (Helm releases
+are opaque, so their inputs are what we check), its URN (which carries the parent's type) and
+whether each input value was marked secret.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+
+REPO = Path(__file__).resolve().parents[3]
+INFRA = REPO / "infra"
+CRD_DIR = REPO.parent / "shared" / "crds"
+PROJECT = "acoustid-stack"
+if str(INFRA) not in sys.path:
+    # Pulumi runs infra/__main__.py with infra/ on sys.path; the tests import it the same way.
+    sys.path.insert(0, str(INFRA))
+
+# Pulumi's wire format for a secret value: {SIG_KEY: SECRET_SIG, "value": ...}.
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+SECRET = "kubernetes:core/v1:Secret"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+CNPG_CLUSTER = "kubernetes:postgresql.cnpg.io/v1:Cluster"
+CNPG_SCHEDULED_BACKUP = "kubernetes:postgresql.cnpg.io/v1:ScheduledBackup"
+POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+GENERATED_PREFIX = "generated-password-of-"
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG
+
+
+def unwrap(value: Any) -> Any:
+    """``value`` with every secret marker removed (the plain data a provider would see)."""
+    if is_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {key: unwrap(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unwrap(item) for item in value]
+    return value
+
+
+def plain_strings(value: Any) -> Iterator[str]:
+    """Every string in ``value`` that is NOT under a secret marker."""
+    if is_secret(value):
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from plain_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from plain_strings(item)
+
+
+@dataclass(frozen=True)
+class Registered:
+    type: str
+    name: str
+    urn: str
+    raw_inputs: dict[str, Any]
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        result: dict[str, Any] = unwrap(self.raw_inputs)
+        return result
+
+    @property
+    def parent_type(self) -> str | None:
+        """Type of the parent resource (None for a resource directly under the stack)."""
+        types = self.urn.split("::")[2].split("$")
+        return types[-2] if len(types) > 1 else None
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """A Helm release's values."""
+        values: dict[str, Any] = self.inputs["values"]
+        return values
+
+    def manifest(self) -> dict[str, Any]:
+        """A custom resource as it would be applied: apiVersion, kind, metadata, spec."""
+        inputs = self.inputs
+        return {key: inputs[key] for key in ("apiVersion", "kind", "metadata", "spec")}
+
+
+@dataclass
+class Deployment:
+    resources: list[Registered]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def of_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str) -> Registered:
+        found = self.of_type(type_)
+        assert len(found) == 1, f"expected one {type_}, found {[r.name for r in found]}"
+        return found[0]
+
+    def release(self, chart_name: str) -> Registered:
+        """The Helm release of ``chart_name`` (a repository chart name or our chart's folder)."""
+        found = [r for r in self.of_type(RELEASE) if r.inputs["chart"].endswith(chart_name)]
+        assert len(found) == 1, f"expected one release of {chart_name}, found {len(found)}"
+        return found[0]
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Echo inputs as outputs; a RandomPassword 'generates' a recognisable value."""
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        state = dict(args.inputs)
+        if args.typ == RANDOM_PASSWORD:
+            state["result"] = f"{GENERATED_PREFIX}{args.name}"
+        return f"{args.name}-id", state
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+def run_program(
+    build: Callable[[], dict[str, Any]], *, config: dict[str, str] | None = None
+) -> Deployment:
+    """Run ``build`` (which creates resources and returns the outputs to export) under mocks."""
+    mocks = RecordingMocks()
+    monitor = MockMonitor(mocks)
+    pulumi.runtime.set_all_config(config or {})
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="test", preview=False, monitor=monitor)
+    captured: dict[str, tuple[Any, bool]] = {}
+
+    async def collect(outputs: dict[str, Any]) -> None:
+        for name, value in outputs.items():
+            output = pulumi.Output.from_input(value)
+            captured[name] = (await output.future(), await output.is_secret())
+
+    @pulumi.runtime.test  # type: ignore[misc]
+    def program() -> pulumi.Output[None]:
+        return pulumi.Output.from_input(collect(build()))
+
+    program()
+    resources = [
+        Registered(
+            type=urn.split("::")[2].split("$")[-1],
+            name=urn.split("::")[-1],
+            urn=urn,
+            raw_inputs=dict(registration.state or {}),
+        )
+        for urn, registration in monitor.get_registered_resources().items()
+    ]
+    return Deployment(
+        resources=resources,
+        outputs={name: value for name, (value, _) in captured.items()},
+        secret_outputs={name for name, (_, secret) in captured.items() if secret},
+    )
