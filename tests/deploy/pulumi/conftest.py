@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
 
 import pytest
 
 pytest.importorskip("pulumi_kubernetes", reason="needs the deploy extra")
 
-from pulumi_harness import Deployment, run_program
+from pulumi_harness import PROFILES, Deployment, deploy_stack, stack_args
 
-from acoustid_stack.sizing import load_sizing
-from components.database import BackupArgs
-from components.stack import AcoustidStack, AcoustidStackArgs
-
-PROFILES = ("minimum", "production")
-BACKUP = BackupArgs(
-    destination_path="s3://acoustid-backups/test",
-    endpoint_url="https://objects.example.org",
-    access_key_id="test-access-key-id",
-    secret_access_key="test-secret-access-key",
-)
-
-
-def stack_args(profile: str, **changes: Any) -> AcoustidStackArgs:
-    args = AcoustidStackArgs(profile=load_sizing().profile(profile), backup=BACKUP)
-    return replace(args, **changes)
-
-
-def deploy_stack(args: AcoustidStackArgs) -> Deployment:
-    def build() -> dict[str, Any]:
-        return AcoustidStack("acoustid", args).outputs
-
-    return run_program(build)
+from components.stack import AcoustidStackArgs
 
 
 @pytest.fixture(scope="session")

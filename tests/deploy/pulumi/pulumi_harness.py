@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +164,28 @@ def run_program(
         outputs={name: value for name, (value, _) in captured.items()},
         secret_outputs={name for name, (_, secret) in captured.items() if secret},
     )
+
+
+# --------------------------------------------------------------------------- the stack
+
+from acoustid_stack.sizing import load_sizing  # noqa: E402 -- needs infra/ on sys.path first
+from components.database import BackupArgs  # noqa: E402
+from components.stack import AcoustidStack, AcoustidStackArgs  # noqa: E402
+
+PROFILES = ("minimum", "production")
+BACKUP = BackupArgs(
+    destination_path="s3://acoustid-backups/test",
+    endpoint_url="https://objects.example.org",
+    access_key_id="test-access-key-id",
+    secret_access_key="test-secret-access-key",
+)
+
+
+def stack_args(profile: str, **changes: Any) -> AcoustidStackArgs:
+    """The stack for ``profile`` with test backups, plus ``changes``."""
+    args = AcoustidStackArgs(profile=load_sizing().profile(profile), backup=BACKUP)
+    return replace(args, **changes)
+
+
+def deploy_stack(args: AcoustidStackArgs) -> Deployment:
+    return run_program(lambda: AcoustidStack("acoustid", args).outputs)

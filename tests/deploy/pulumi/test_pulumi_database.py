@@ -1,0 +1,218 @@
+"""Database: the CNPG Cluster, its backups and recovery, against the sizing table and the CRDs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import yaml
+from pulumi_harness import (
+    CNPG_CLUSTER,
+    CNPG_SCHEDULED_BACKUP,
+    CRD_DIR,
+    POD_MONITOR,
+    RELEASE,
+    Deployment,
+    stack_args,
+)
+
+from acoustid_stack.sizing import byte_quantity, load_sizing
+from components.database import RecoveryArgs
+from components.stack import AcoustidStackArgs
+
+pytestmark = pytest.mark.deploy
+
+Deploy = Callable[[AcoustidStackArgs], Deployment]
+
+
+def cluster_spec(deployment: Deployment) -> dict[str, Any]:
+    spec: dict[str, Any] = deployment.one(CNPG_CLUSTER).inputs["spec"]
+    return spec
+
+
+def test_production_cluster_is_a_primary_and_two_replicas_on_separate_nodes(
+    production: Deployment,
+) -> None:
+    spec = cluster_spec(production)
+    assert spec["instances"] == 3
+    assert spec["affinity"]["enablePodAntiAffinity"] is True
+    assert spec["affinity"]["podAntiAffinityType"] == "required"
+    assert spec["affinity"]["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_minimum_cluster_has_one_instance_and_reads_from_the_primary(minimum: Deployment) -> None:
+    assert cluster_spec(minimum)["instances"] == 1
+    # The -ro Service would have no endpoints without replicas.
+    assert minimum.outputs["database_ro_host"] == minimum.outputs["database_rw_host"]
+
+
+def test_production_reads_go_to_the_replica_service(production: Deployment) -> None:
+    assert production.outputs["database_rw_host"] == "acoustid-db-rw.acoustid.svc"
+    assert production.outputs["database_ro_host"] == "acoustid-db-ro.acoustid.svc"
+
+
+def test_cluster_storage_resources_and_parameters_come_from_the_sizing_table(
+    deployment: Deployment,
+) -> None:
+    profile = load_sizing().profile(deployment.outputs["sizing_profile"])
+    size = profile.component("postgresql")
+    spec = cluster_spec(deployment)
+    assert spec["storage"]["size"] == byte_quantity(size.disk)
+    assert spec["postgresql"]["parameters"] == profile.derived.postgresql.parameters()
+    assert spec["resources"]["requests"] == spec["resources"]["limits"]
+    assert spec["resources"]["requests"]["memory"] == byte_quantity(size.memory)
+
+
+def test_initdb_creates_the_three_databases_with_contrib_extensions(
+    production: Deployment,
+) -> None:
+    initdb = cluster_spec(production)["bootstrap"]["initdb"]
+    assert initdb["database"] == "acoustid_app"
+    assert initdb["owner"] == "acoustid"
+    assert initdb["secret"] == {"name": "acoustid-db-app"}
+    assert initdb["postInitTemplateSQL"] == [
+        "CREATE EXTENSION IF NOT EXISTS pgcrypto",
+        "CREATE EXTENSION IF NOT EXISTS intarray",
+    ]
+    assert initdb["postInitApplicationSQL"] == [
+        "CREATE DATABASE acoustid_fingerprint OWNER acoustid",
+        "CREATE DATABASE acoustid_ingest OWNER acoustid",
+    ]
+
+
+def test_wal_is_archived_to_object_storage_with_a_retention_policy(
+    deployment: Deployment,
+) -> None:
+    backup = cluster_spec(deployment)["backup"]
+    store = backup["barmanObjectStore"]
+    assert store["destinationPath"] == "s3://acoustid-backups/test"
+    assert store["endpointURL"] == "https://objects.example.org"
+    assert store["serverName"] == "acoustid-db"
+    assert store["s3Credentials"]["accessKeyId"] == {
+        "name": "acoustid-db-backup",
+        "key": "ACCESS_KEY_ID",
+    }
+    assert backup["retentionPolicy"] == "30d"
+    assert deployment.outputs["backup_location"] == "s3://acoustid-backups/test/acoustid-db"
+
+
+def test_a_base_backup_is_scheduled_daily_and_taken_at_once(deployment: Deployment) -> None:
+    spec = deployment.one(CNPG_SCHEDULED_BACKUP).inputs["spec"]
+    assert spec["cluster"] == {"name": "acoustid-db"}
+    assert spec["method"] == "barmanObjectStore"
+    assert spec["immediate"] is True
+    seconds, minute, hour, day, month, weekday = spec["schedule"].split()
+    assert (day, month, weekday) == ("*", "*", "*")
+    assert all(field.isdigit() for field in (seconds, minute, hour))
+
+
+def test_without_backup_there_is_no_archive_and_no_scheduled_backup(deploy: Deploy) -> None:
+    deployment = deploy(stack_args("minimum", backup=None))
+    assert "backup" not in cluster_spec(deployment)
+    assert deployment.of_type(CNPG_SCHEDULED_BACKUP) == []
+    assert deployment.outputs["backup_location"] == ""
+
+
+def test_recovery_bootstraps_from_the_backups_at_the_target_time(deploy: Deploy) -> None:
+    backup = stack_args("production").backup
+    assert backup is not None
+    recovery = RecoveryArgs(source_server_name="acoustid-db", target_time="2026-10-01T12:00:00Z")
+    deployment = deploy(
+        stack_args(
+            "production",
+            recovery=recovery,
+            backup=replace(backup, server_name="acoustid-db-2"),
+        )
+    )
+    spec = cluster_spec(deployment)
+    assert "initdb" not in spec["bootstrap"]
+    assert spec["bootstrap"]["recovery"]["source"] == "origin"
+    assert spec["bootstrap"]["recovery"]["recoveryTarget"] == {"targetTime": "2026-10-01T12:00:00Z"}
+    (source,) = spec["externalClusters"]
+    assert source["name"] == "origin"
+    assert source["barmanObjectStore"]["serverName"] == "acoustid-db"
+    # The restored cluster archives to a fresh folder, never over its source.
+    assert spec["backup"]["barmanObjectStore"]["serverName"] == "acoustid-db-2"
+
+
+def test_recovery_into_the_source_folder_is_refused(deploy: Deploy) -> None:
+    recovery = RecoveryArgs(source_server_name="acoustid-db", target_time="2026-10-01T12:00:00Z")
+    with pytest.raises(ValueError, match="give backup a new serverName"):
+        deploy(stack_args("production", recovery=recovery))
+
+
+def test_recovery_target_without_time_zone_is_refused() -> None:
+    with pytest.raises(ValueError, match="no time zone"):
+        RecoveryArgs(source_server_name="acoustid-db", target_time="2026-10-01 12:00:00")
+
+
+def test_operator_is_optional(deploy: Deploy, production: Deployment) -> None:
+    assert production.release("cloudnative-pg").inputs["namespace"] == "cnpg-system"
+    without = deploy(stack_args("production", install_cnpg_operator=False))
+    charts = [release.inputs["chart"] for release in without.of_type(RELEASE)]
+    assert "cloudnative-pg" not in charts
+
+
+def test_pod_monitor_only_when_monitoring_is_on(deploy: Deploy, production: Deployment) -> None:
+    assert production.of_type(POD_MONITOR) == []
+    monitored = deploy(stack_args("production", monitoring=True))
+    spec = monitored.one(POD_MONITOR).inputs["spec"]
+    assert spec["selector"] == {"matchLabels": {"cnpg.io/cluster": "acoustid-db"}}
+
+
+# --------------------------------------------------------------------------- CRD schemas
+
+
+def crd_schema(file_name: str) -> dict[str, Any]:
+    if not CRD_DIR.is_dir():
+        pytest.skip(f"CRD schemas not found at {CRD_DIR} (only CI and developers have them)")
+    crd = yaml.safe_load((CRD_DIR / file_name).read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v.get("storage")]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+    return schema
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "crd_file"),
+    [
+        (CNPG_CLUSTER, "postgresql.cnpg.io_clusters.yaml"),
+        (CNPG_SCHEDULED_BACKUP, "postgresql.cnpg.io_scheduledbackups.yaml"),
+        (POD_MONITOR, "monitoring.coreos.com_podmonitors.yaml"),
+    ],
+)
+def test_custom_resources_match_their_crd_schemas(
+    deploy: Deploy, resource_type: str, crd_file: str
+) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = crd_schema(crd_file)
+    recovery = RecoveryArgs(source_server_name="old-db", target_time="2026-10-01T12:00:00+00:00")
+    for args in (
+        stack_args("production", monitoring=True),
+        stack_args("minimum", monitoring=True, recovery=recovery),
+    ):
+        manifest = deploy(args).one(resource_type).manifest()
+        validator = jsonschema.Draft202012Validator(schema)
+        errors = [
+            f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in validator.iter_errors(manifest)
+        ]
+        assert errors == [], f"{resource_type} violates {crd_file}"
+        # The CRD schemas do not forbid unknown fields (Kubernetes prunes them silently), so
+        # check that every field we set is declared.
+        assert undeclared_fields(manifest["spec"], schema["properties"]["spec"]) == []
+
+
+def undeclared_fields(value: Any, schema: dict[str, Any], path: str = "spec") -> list[str]:
+    if isinstance(value, dict) and "properties" in schema:
+        missing = []
+        for key, item in value.items():
+            if key not in schema["properties"]:
+                missing.append(f"{path}.{key}")
+            else:
+                missing += undeclared_fields(item, schema["properties"][key], f"{path}.{key}")
+        return missing
+    if isinstance(value, list) and "items" in schema:
+        return [m for i, item in enumerate(value) for m in undeclared_fields(item, schema["items"])]
+    return []
