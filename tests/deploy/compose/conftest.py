@@ -84,7 +84,9 @@ def resolved() -> dict[str, Any]:
 
 def parse_dockerfile(name: str) -> list[Instruction]:
     return [
-        Instruction(cmd=c.cmd.upper(), flags=c.flags, value=c.value, json=c.json, original=c.original)
+        Instruction(
+            cmd=c.cmd.upper(), flags=c.flags, value=c.value, json=c.json, original=c.original
+        )
         for c in dockerfile.parse_file(str(DOCKER_DIR / name))
     ]
 
@@ -101,9 +103,10 @@ def image_repository(image: str) -> str:
     return head if head and "/" not in tail else image
 
 
-def script_of(service: dict[str, Any]) -> str:
-    """The shell script of a `sh -c`/`bash -c` service as the container sees it (`$$` → `$`)."""
+def script_of(service: dict[str, Any]) -> list[str]:
+    """The `sh|bash|python -c SCRIPT` command of a service as the container runs it (`$$` → `$`)."""
     command = service["command"]
-    assert command[0] in {"sh", "bash"} and command[1] == "-c", command
+    assert command[0] in {"sh", "bash", "python"}, command
+    assert command[1] == "-c", command
     script: str = command[2]
-    return script.replace("$$", "$")
+    return [command[0], "-c", script.replace("$$", "$")]

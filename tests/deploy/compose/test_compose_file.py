@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from tests.deploy.compose.conftest import COMPOSE_FILE, PROFILES, run_compose_config
+from .conftest import COMPOSE_FILE, PROFILES, run_compose_config
 
 pytestmark = pytest.mark.deploy
 
@@ -75,7 +75,7 @@ def test_profiles_are_frontend_backend_and_tools(compose: dict[str, Any]) -> Non
         "(always)": {"postgres", "redis", "nats", "migrate", "index"},
         "frontend": {"api", "web"},
         "backend": {"worker", "cron"},
-        "tools": {"backup", "restore", "shell"},
+        "tools": {"backup", "backup-index", "restore", "shell"},
     }
     assert set(PROFILES) == set(by_profile) - {"(always)"}
 
