@@ -131,12 +131,16 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 
 def run_program(
-    build: Callable[[], dict[str, Any]], *, config: dict[str, str] | None = None
+    build: Callable[[], dict[str, Any]],
+    *,
+    config: dict[str, str] | None = None,
+    secret_keys: list[str] | None = None,
 ) -> Deployment:
-    """Run ``build`` (which creates resources and returns the outputs to export) under mocks."""
+    """Run ``build`` (which creates resources and returns the outputs to export) under mocks,
+    with ``config`` as the stack configuration (``secret_keys`` of it marked secret)."""
     mocks = RecordingMocks()
     monitor = MockMonitor(mocks)
-    pulumi.runtime.set_all_config(config or {})
+    pulumi.runtime.set_all_config(config or {}, secret_keys)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="test", preview=False, monitor=monitor)
     captured: dict[str, tuple[Any, bool]] = {}
 
@@ -145,7 +149,7 @@ def run_program(
             output = pulumi.Output.from_input(value)
             captured[name] = (await output.future(), await output.is_secret())
 
-    @pulumi.runtime.test  # type: ignore[misc]
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def program() -> pulumi.Output[None]:
         return pulumi.Output.from_input(collect(build()))
 

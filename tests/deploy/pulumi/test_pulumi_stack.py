@@ -1,0 +1,162 @@
+"""The whole program: parents, secrets, stack configuration and exports."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi_harness import (
+    GENERATED_PREFIX,
+    INFRA,
+    PROJECT,
+    RANDOM_PASSWORD,
+    SECRET,
+    Deployment,
+    plain_strings,
+    run_program,
+)
+
+from stack_config import load_stack_args
+
+pytestmark = pytest.mark.deploy
+
+BASE_CONFIG = {
+    "profile": "production",
+    "backup": {"destinationPath": "s3://acoustid-backups/prod"},
+    "backupAccessKeyId": "config-access-key-id",
+    "backupSecretAccessKey": "config-secret-access-key",
+}
+SECRET_KEYS = ("backupAccessKeyId", "backupSecretAccessKey", "databasePassword")
+
+
+def pulumi_config(values: dict[str, Any]) -> dict[str, str]:
+    """Stack config as the CLI hands it to a program: namespaced keys, objects as JSON."""
+    return {
+        f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value)
+        for key, value in values.items()
+    }
+
+
+def run_main(values: dict[str, Any]) -> Deployment:
+    """Run infra/__main__.py as `pulumi up` would, with ``values`` as the stack config."""
+
+    def program() -> dict[str, Any]:
+        runpy.run_path(str(INFRA / "__main__.py"))
+        root = pulumi.runtime.get_root_resource()
+        assert root is not None
+        outputs: dict[str, Any] = root.outputs  # type: ignore[attr-defined]
+        return outputs
+
+    secret_keys = [f"{PROJECT}:{key}" for key in SECRET_KEYS]
+    return run_program(program, config=pulumi_config(values), secret_keys=secret_keys)
+
+
+def config_error(values: dict[str, Any]) -> str:
+    with pytest.raises(pulumi.RunError) as raised:
+        run_program(
+            lambda: {"args": load_stack_args(pulumi.Config())}, config=pulumi_config(values)
+        )
+    return str(raised.value)
+
+
+def test_every_resource_has_a_component_parent(deployment: Deployment) -> None:
+    for resource in deployment.resources:
+        if resource.type == "acoustid:stack:AcoustidStack":
+            assert resource.parent_type == "pulumi:pulumi:Stack"
+        else:
+            assert resource.parent_type is not None, f"{resource.name} has no parent"
+            assert resource.parent_type.startswith("acoustid:"), (
+                f"{resource.name} is parented to {resource.parent_type}, not a component"
+            )
+
+
+def test_components_have_the_acoustid_type_tokens(production: Deployment) -> None:
+    types = {r.type for r in production.resources if r.type.startswith("acoustid:")}
+    assert types == {
+        "acoustid:stack:AcoustidStack",
+        "acoustid:database:Database",
+        "acoustid:messaging:Messaging",
+        "acoustid:cache:Cache",
+        "acoustid:app:AcoustidApp",
+    }
+
+
+def test_generated_passwords_are_secret_and_absent_from_outputs(deployment: Deployment) -> None:
+    assert len(deployment.of_type(RANDOM_PASSWORD)) == 3
+    secrets = deployment.of_type(SECRET)
+    assert secrets
+    for secret in secrets:
+        string_data = secret.raw_inputs["stringData"]
+        assert not list(plain_strings(string_data)), f"{secret.name} holds plain values"
+    for resource in deployment.resources:
+        if resource.type in (RANDOM_PASSWORD, SECRET):
+            continue
+        leaked = [s for s in plain_strings(resource.raw_inputs) if GENERATED_PREFIX in s]
+        assert leaked == [], f"{resource.name} carries a password in plain text"
+    exported = json.dumps(deployment.outputs)
+    assert GENERATED_PREFIX not in exported
+    assert "test-secret-access-key" not in exported
+    assert deployment.secret_outputs == set()
+
+
+def test_program_exports_urls_and_service_names_from_stack_config() -> None:
+    deployment = run_main({**BASE_CONFIG, "databasePassword": "from-config"})
+    outputs = deployment.outputs
+    assert outputs["api_url"] == "http://acoustid-api.acoustid.svc:5000"
+    assert outputs["database_rw_host"] == "acoustid-db-rw.acoustid.svc"
+    assert outputs["backup_location"] == "s3://acoustid-backups/prod/acoustid-db"
+    assert len(outputs["redis_sentinels"]) == 3
+    # A password given as secret config replaces the generated one and stays secret.
+    assert len(deployment.of_type(RANDOM_PASSWORD)) == 2
+    exported = json.dumps(outputs)
+    for value in ("from-config", "config-secret-access-key", "config-access-key-id"):
+        assert value not in exported
+
+
+def test_missing_profile_names_the_key() -> None:
+    config = {key: value for key, value in BASE_CONFIG.items() if key != "profile"}
+    assert "acoustid-stack:profile" in config_error(config)
+
+
+def test_unknown_profile_names_the_key_and_the_known_profiles() -> None:
+    message = config_error({**BASE_CONFIG, "profile": "huge"})
+    assert message.startswith("acoustid-stack:profile: unknown sizing profile 'huge'")
+    assert "minimum, production" in message
+
+
+def test_missing_backup_names_the_key_and_the_way_out() -> None:
+    config = {key: value for key, value in BASE_CONFIG.items() if key != "backup"}
+    message = config_error(config)
+    assert message.startswith("acoustid-stack:backup is missing")
+    assert "backup.enabled: false" in message
+
+
+def test_missing_backup_credentials_name_the_key() -> None:
+    config = {k: v for k, v in BASE_CONFIG.items() if k != "backupSecretAccessKey"}
+    assert "acoustid-stack:backupSecretAccessKey" in config_error(config)
+
+
+def test_misspelled_backup_field_names_the_field() -> None:
+    message = config_error({**BASE_CONFIG, "backup": {"destinationPth": "s3://x"}})
+    assert message.startswith("acoustid-stack:backup.destinationPth:")
+
+
+def test_recovery_target_without_time_zone_names_the_key() -> None:
+    recovery = {"sourceServerName": "old-db", "targetTime": "2026-10-01 12:00"}
+    message = config_error({**BASE_CONFIG, "recovery": recovery})
+    assert message.startswith("acoustid-stack:recovery.targetTime:")
+
+
+def test_recovery_into_the_archive_it_reads_names_the_key() -> None:
+    recovery = {"sourceServerName": "acoustid-db", "targetTime": "2026-10-01T12:00:00+00:00"}
+    message = config_error({**BASE_CONFIG, "recovery": recovery})
+    assert message.startswith("acoustid-stack:recovery:")
+    assert "serverName" in message
+
+
+def test_backup_can_be_switched_off_explicitly() -> None:
+    deployment = run_main({"profile": "minimum", "backup": {"enabled": False}})
+    assert deployment.outputs["backup_location"] == ""
