@@ -9,7 +9,9 @@ from dataclasses import dataclass, replace
 
 import sentry_sdk
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
@@ -82,6 +84,9 @@ class Resources:
 def connect_redis(settings: RedisSettings) -> Redis:
     """The Redis master, directly or through Sentinel; short timeouts (fail-open callers)."""
     timeout = REDIS_TIMEOUT_SECONDS
+    # No retries: redis-py's default retries with backoff for seconds, which would turn a
+    # Redis outage into seconds of latency on every request instead of failing open.
+    no_retry = Retry(NoBackoff(), 0)
     if settings.sentinels:
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
             settings.sentinels, socket_timeout=timeout, socket_connect_timeout=timeout
@@ -92,6 +97,7 @@ def connect_redis(settings: RedisSettings) -> Redis:
             db=settings.db,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
+            retry=no_retry,
         )
         return master
     return Redis(
@@ -101,6 +107,7 @@ def connect_redis(settings: RedisSettings) -> Redis:
         db=settings.db,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
+        retry=no_retry,
     )
 
 
