@@ -86,7 +86,6 @@ def serve(
         socket = config.bind_socket()
         supervisor = DrainingMultiprocess(
             config,
-            target=uvicorn.Server(config).run,
             sockets=[socket],
             shutdown_file=shutdown_file,
             shutdown_delay=settings.website.shutdown_delay,
