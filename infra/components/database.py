@@ -209,7 +209,12 @@ class Database(pulumi.ComponentResource):
             kind="Cluster",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=cluster_name, namespace=args.namespace),
             spec=spec,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*operator, *backup_secret]),
+            # The name is fixed (Services derive from it): a replacement (PITR) must delete first.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*operator, *backup_secret],
+                delete_before_replace=True,
+            ),
         )
         if args.backup is not None:
             k8s.apiextensions.CustomResource(

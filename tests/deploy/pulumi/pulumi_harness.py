@@ -7,6 +7,7 @@ whether each input value was marked secret.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -138,6 +139,22 @@ def run_program(
 ) -> Deployment:
     """Run ``build`` (which creates resources and returns the outputs to export) under mocks,
     with ``config`` as the stack configuration (``secret_keys`` of it marked secret)."""
+    # Pulumi's runtime drives its own event loop; earlier tests (asyncio.run) may have left none.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return _run(build, config=config, secret_keys=secret_keys)
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def _run(
+    build: Callable[[], dict[str, Any]],
+    *,
+    config: dict[str, str] | None,
+    secret_keys: list[str] | None,
+) -> Deployment:
     mocks = RecordingMocks()
     monitor = MockMonitor(mocks)
     pulumi.runtime.set_all_config(config or {}, secret_keys)

@@ -8,11 +8,13 @@ from typing import Any
 
 import pulumi
 import pytest
+import yaml
 from pulumi_harness import (
     GENERATED_PREFIX,
     INFRA,
     PROJECT,
     RANDOM_PASSWORD,
+    REPO,
     SECRET,
     Deployment,
     plain_strings,
@@ -160,3 +162,13 @@ def test_recovery_into_the_archive_it_reads_names_the_key() -> None:
 def test_backup_can_be_switched_off_explicitly() -> None:
     deployment = run_main({"profile": "minimum", "backup": {"enabled": False}})
     assert deployment.outputs["backup_location"] == ""
+
+
+@pytest.mark.parametrize("stack", ["minimum", "production"])
+def test_example_stack_files_deploy_their_profile(stack: str) -> None:
+    stack_file = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())
+    values = {key.removeprefix(f"{PROJECT}:"): value for key, value in stack_file["config"].items()}
+    secrets = {key: BASE_CONFIG[key] for key in ("backupAccessKeyId", "backupSecretAccessKey")}
+    deployment = run_main({**values, **secrets})
+    assert deployment.outputs["sizing_profile"] == stack
+    assert deployment.outputs["backup_location"].startswith("s3://acoustid-backups/")
