@@ -214,5 +214,9 @@ def undeclared_fields(value: Any, schema: dict[str, Any], path: str = "spec") ->
                 missing += undeclared_fields(item, schema["properties"][key], f"{path}.{key}")
         return missing
     if isinstance(value, list) and "items" in schema:
-        return [m for i, item in enumerate(value) for m in undeclared_fields(item, schema["items"])]
+        return [
+            missing
+            for i, item in enumerate(value)
+            for missing in undeclared_fields(item, schema["items"], f"{path}[{i}]")
+        ]
     return []
