@@ -28,10 +28,12 @@ def test_list_by_mbid_lists_tracks_and_flags_disabled_links_on_request(
     with_disabled = client.get(
         "/v2/track/list_by_mbid", params={"mbid": str(mbid), "disabled": "1"}
     ).json()
-    assert sorted(with_disabled["tracks"], key=lambda t: t["id"]) == sorted(
-        [{"id": str(enabled_gid)}, {"id": str(disabled_gid), "disabled": True}],
-        key=lambda t: t["id"],
-    )
+    expected: list[dict[str, object]] = [
+        {"id": str(enabled_gid)},
+        {"id": str(disabled_gid), "disabled": True},
+    ]
+    by_id = lambda track: str(track["id"])  # noqa: E731
+    assert sorted(with_disabled["tracks"], key=by_id) == sorted(expected, key=by_id)
 
     batch = client.get(
         "/v2/track/list_by_mbid", params=[("mbid", str(mbid)), ("mbid", str(other)), ("batch", "1")]
