@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
@@ -167,6 +168,9 @@ def create_app_from_env() -> Starlette:
     """uvicorn's factory in each worker: settings from ACOUSTID_CONFIG and ACOUSTID_* env."""
     settings = load_settings()
     configure_logging(settings)
+    if "httpx" not in settings.logging.levels:
+        # httpx logs every index search at INFO: a line per lookup, and measurable CPU
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     return create_app(settings)
 
 
