@@ -99,10 +99,20 @@ def cron(ctx: click.Context, retry_interval: float, metrics_port: int, metrics_h
     show_default=True,
     help="Submissions fetched and imported concurrently per round.",
 )
+@click.option(
+    "--ack-wait",
+    type=click.FloatRange(0.5, 3600),
+    default=30.0,
+    show_default=True,
+    help="Seconds before an unacknowledged message (its worker died) is delivered again; "
+    "later redeliveries wait twice as long each time.",
+)
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True)
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
 @click.pass_context
-def worker(ctx: click.Context, batch: int, metrics_port: int, metrics_host: str) -> None:
+def worker(
+    ctx: click.Context, batch: int, ack_wait: float, metrics_port: int, metrics_host: str
+) -> None:
     """Import submissions from the JetStream stream; run as many as you like."""
     from acoustid_stack.worker.consumer import ConsumerOptions  # noqa: PLC0415
     from acoustid_stack.worker.service import serve  # noqa: PLC0415
@@ -111,6 +121,6 @@ def worker(ctx: click.Context, batch: int, metrics_port: int, metrics_host: str)
     configure_logging(settings)
     serve(
         settings,
-        options=ConsumerOptions(batch=batch),
+        options=ConsumerOptions.with_ack_wait(ack_wait, batch=batch),
         metrics_address=_metrics_address(metrics_host, metrics_port),
     )

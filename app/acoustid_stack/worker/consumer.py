@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -45,6 +46,12 @@ class ConsumerOptions:
     max_ack_pending: int = 1000
     busy_delay: float = 1.0
     error_delays: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0)
+
+    @classmethod
+    def with_ack_wait(cls, ack_wait: float, *, batch: int = 32) -> ConsumerOptions:
+        """Options whose redelivery backoff starts at `ack_wait` and doubles each time."""
+        backoff = tuple(ack_wait * 2**i for i in range(len(cls.backoff)))
+        return cls(backoff=backoff, batch=batch)
 
     def consumer_config(self, settings: NatsSettings) -> ConsumerConfig:
         return ConsumerConfig(
@@ -98,7 +105,7 @@ class SubmissionConsumer:
                     messages = await subscription.fetch(
                         self._options.batch, timeout=self._options.fetch_timeout
                     )
-                except NatsTimeoutError:
+                except (NatsTimeoutError, TimeoutError):
                     continue
                 await asyncio.gather(*(self._handle(message) for message in messages))
         finally:
@@ -129,7 +136,12 @@ class SubmissionConsumer:
             return
         self._metrics.imports.labels(outcome.value).inc()
         self._metrics.duration.observe(time.perf_counter() - started)
-        if outcome is ImportOutcome.BUSY:
-            await message.nak(delay=self._options.busy_delay)
-        else:
-            await message.ack()
+        logger.debug("submission %d: %s", submission_id, outcome.value)
+        try:
+            if outcome is ImportOutcome.BUSY:
+                await message.nak(delay=self._options.busy_delay)
+            else:
+                await message.ack()
+        except (NatsError, TimeoutError) as exc:
+            # the import is committed; the message comes back and is acked as already handled
+            logger.warning("could not acknowledge submission %d: %s", submission_id, exc)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,10 +39,11 @@ from acoustid_stack.db.schema import fingerprint as fp_db
 from acoustid_stack.db.schema import ingest as ingest_db
 from acoustid_stack.fingerprint import extract_query, score_candidates
 from acoustid_stack.index.interfaces import FingerprintIndex
-from acoustid_stack.matching import FingerprintMatch, Matcher
+from acoustid_stack.matching import Candidate, FingerprintMatch, Matcher
+from acoustid_stack.matching.candidates import load_candidates
 from acoustid_stack.submissions.databases import Databases
 from acoustid_stack.worker.interfaces import ImportOutcome
-from acoustid_stack.worker.locks import simhash, try_import_locks
+from acoustid_stack.worker.locks import simhash, take_import_locks
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,14 @@ TRACK_MAX_OFFSET = 80
 FINGERPRINT_MERGE_THRESHOLD = 0.9
 FINGERPRINT_MIN_UNIQUE_ITEMS = 80
 FINGERPRINT_MAX_LENGTH_DIFF = 7
-# A stuck statement must not hold the submission row and advisory locks for ever.
+# A stuck statement must not hold the submission row and advisory locks for ever; a lock
+# held longer than LOCK_TIMEOUT by another import makes this one "busy" (retried later).
 STATEMENT_TIMEOUT_MS = 60_000
+LOCK_TIMEOUT_MS = 10_000
+_TIMEOUTS = (
+    f"SELECT set_config('statement_timeout', '{STATEMENT_TIMEOUT_MS}', true), "
+    f"set_config('lock_timeout', '{LOCK_TIMEOUT_MS}', true)"
+)
 
 META_FIELDS = ("track", "artist", "album", "album_artist", "track_no", "disc_no", "year")
 NIL_UUID = uuid.UUID(int=0)
@@ -76,10 +83,16 @@ class _Links:
 class SubmissionImporter:
     """Imports submissions by id into the fingerprint database and the index."""
 
-    def __init__(self, *, databases: Databases, index: FingerprintIndex, matcher: Matcher) -> None:
+    def __init__(
+        self, *, databases: Databases, index: FingerprintIndex, search_timeout: float = 1.0
+    ) -> None:
         self._db = databases
         self._index = index
-        self._matcher = matcher
+        self._search_timeout = search_timeout
+        # (application_id, account_id, version) -> source id; format name -> id. Rows are
+        # never deleted, so a cached id stays valid; this saves a transaction per import.
+        self._sources: dict[tuple[int, int, str | None], int] = {}
+        self._formats: dict[str, int] = {}
 
     async def import_submission(self, submission_id: int) -> ImportOutcome:
         """Import one submission; safe to call again for the same id (see module docstring).
@@ -103,18 +116,20 @@ class SubmissionImporter:
             hashes = np.asarray(row.fingerprint, dtype=np.int32)
             links = _links_of(row)
             if links.empty() or not _importable(hashes):
-                await _finish(ingest, submission_id, {})
+                await _finish(ingest, row, {})
                 await ingest.commit()
                 return ImportOutcome.REJECTED
             source_id, format_id = await self._source_and_format(row)
             async with self._db.fingerprint.connect() as fingerprint:
                 await fingerprint.begin()
-                await fingerprint.execute(
-                    text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
-                )
-                if not await try_import_locks(
-                    fingerprint, fingerprint_hash=simhash(hashes), mbid=links.mbid
-                ):
+                await fingerprint.execute(text(_TIMEOUTS))
+                try:
+                    await take_import_locks(
+                        fingerprint, fingerprint_hash=simhash(hashes), mbid=links.mbid
+                    )
+                except OperationalError as exc:
+                    if not isinstance(exc.orig, LockNotAvailable):
+                        raise
                     await fingerprint.rollback()
                     await ingest.rollback()
                     return ImportOutcome.BUSY
@@ -128,27 +143,30 @@ class SubmissionImporter:
                     format_id=format_id,
                 )
                 await fingerprint.commit()
-            await _finish(ingest, submission_id, result)
+            await _finish(ingest, row, result)
             await ingest.commit()
         logger.debug("imported submission %d: %s", submission_id, result)
         return ImportOutcome.IMPORTED
 
     async def _source_and_format(self, row: Row[Any]) -> tuple[int, int | None]:
-        async with self._db.app.begin() as app:
-            source_id = await _find_or_insert(
-                app,
-                app_db.source,
-                {
-                    "application_id": row.application_id,
-                    "account_id": row.account_id,
-                    "version": row.application_version,
-                },
-            )
-            format_id = (
-                await _find_or_insert(app, app_db.format, {"name": row.format})
-                if row.format
-                else None
-            )
+        source_key = (row.application_id, row.account_id, row.application_version)
+        source_id = self._sources.get(source_key)
+        format_id = self._formats.get(row.format) if row.format else None
+        if source_id is None or (row.format and format_id is None):
+            async with self._db.app.begin() as app:
+                source_id = await _find_or_insert(
+                    app,
+                    app_db.source,
+                    {
+                        "application_id": row.application_id,
+                        "account_id": row.account_id,
+                        "version": row.application_version,
+                    },
+                )
+                if row.format:
+                    format_id = await _find_or_insert(app, app_db.format, {"name": row.format})
+                    self._formats[row.format] = format_id
+            self._sources[source_key] = source_id
         return source_id, format_id
 
     async def _write_fingerprint(
@@ -165,8 +183,13 @@ class SubmissionImporter:
         """Track, fingerprint and links in the fingerprint database; provenance in ingest."""
         track_id, reuse_id = await self._choose_track(fingerprint, hashes, row.length)
         if track_id is None:
+            track_gid: uuid.UUID | None = uuid.uuid4()
             track_id = await fingerprint.scalar(
-                fp_db.track.insert().values(gid=uuid.uuid4()).returning(fp_db.track.c.id)
+                fp_db.track.insert().values(gid=track_gid).returning(fp_db.track.c.id)
+            )
+        else:
+            track_gid = await fingerprint.scalar(
+                select(fp_db.track.c.gid).where(fp_db.track.c.id == track_id)
             )
         if reuse_id is not None:
             fingerprint_id = reuse_id
@@ -199,9 +222,7 @@ class SubmissionImporter:
         result: dict[str, Any] = {
             "fingerprint_id": fingerprint_id,
             "track_id": track_id,
-            "track_gid": await fingerprint.scalar(
-                select(fp_db.track.c.gid).where(fp_db.track.c.id == track_id)
-            ),
+            "track_gid": track_gid,
             "source_id": source_id,
             "format_id": format_id,
         }
@@ -240,7 +261,15 @@ class SubmissionImporter:
         enough (score ≥ 0.4, length within 7 s) is chosen, and the matched fingerprint is
         reused when it scored > 0.9.
         """
-        matches = await self._matcher.find(hashes, length, min_score=TRACK_MERGE_THRESHOLD)
+        # Candidates are read on the import's own connection: inside its transaction, after
+        # the advisory locks, and without a second pooled connection per import (which could
+        # exhaust the pool with every import holding one and waiting for another).
+        matcher = Matcher(
+            index=self._index,
+            candidates=_CandidatesOn(conn),
+            search_timeout=self._search_timeout,
+        )
+        matches = await matcher.find(hashes, length, min_score=TRACK_MERGE_THRESHOLD)
         best_per_track: dict[int, FingerprintMatch] = {}
         for match in sorted(matches, key=lambda m: (-m.score, m.fingerprint_id)):
             best_per_track.setdefault(match.track_id, match)
@@ -249,6 +278,18 @@ class SubmissionImporter:
                 reuse = match.fingerprint_id if match.score > FINGERPRINT_MERGE_THRESHOLD else None
                 return track_id, reuse
         return None, None
+
+
+class _CandidatesOn:
+    """The matcher's CandidateStore, reading on one connection the caller holds."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def load(
+        self, ids: Sequence[int], *, min_length: int, max_length: int
+    ) -> list[Candidate]:
+        return await load_candidates(self._conn, ids, min_length=min_length, max_length=max_length)
 
 
 class _SubmissionBusy(Exception):
@@ -357,20 +398,18 @@ async def _find_or_insert_foreignid(conn: AsyncConnection, foreignid: str) -> in
     return await _find_or_insert(conn, fp_db.foreignid, {"vendor_id": vendor_id, "name": name})
 
 
-async def _finish(conn: AsyncConnection, submission_id: int, result: Mapping[str, Any]) -> None:
+async def _finish(conn: AsyncConnection, row: Row[Any], result: Mapping[str, Any]) -> None:
     """Mark the submission handled and no longer pending; store its result if it imported."""
     s = ingest_db.submission
     values: dict[str, Any] = {"handled": True, "handled_at": func.now()}
     for key in ("source_id", "format_id", "meta_id", "meta_gid", "foreignid_id"):
         if result.get(key) is not None:
             values[key] = result[key]
-    await conn.execute(update(s).where(s.c.id == submission_id).values(**values))
+    await conn.execute(update(s).where(s.c.id == row.id).values(**values))
     if result:
-        row = (await conn.execute(select(s).where(s.c.id == submission_id))).one()
-        r = ingest_db.submission_result
         await conn.execute(
-            r.insert().values(
-                submission_id=submission_id,
+            ingest_db.submission_result.insert().values(
+                submission_id=row.id,
                 account_id=row.account_id,
                 application_id=row.application_id,
                 application_version=row.application_version,
@@ -385,4 +424,4 @@ async def _finish(conn: AsyncConnection, submission_id: int, result: Mapping[str
             )
         )
     p = ingest_db.pending_submission
-    await conn.execute(p.delete().where(p.c.id == submission_id))
+    await conn.execute(p.delete().where(p.c.id == row.id))

@@ -2,8 +2,11 @@
 
 Two workers importing near-identical fingerprints, or the same MBID, at the same time would
 each miss the other's uncommitted track and create a second one; the lock on the
-fingerprint's simhash and on the MBID serialises them. Locks are *tried*, never waited for:
-a busy lock sends the submission back to the queue instead of parking a worker.
+fingerprint's simhash and on the MBID serialises them. Upstream only *tries* the locks and
+leaves a busy submission pending; with a queue that costs a nak round trip per collision
+(a popular MBID arriving in one batch collides constantly), so we wait, bounded by the
+transaction's `lock_timeout`, which the importer turns into "busy, retry later". The locks
+are always taken in the same order (fingerprint, then MBID), so waiting cannot deadlock.
 """
 
 from __future__ import annotations
@@ -45,17 +48,16 @@ def mbid_key(mbid: uuid.UUID) -> int:
     return _signed32(zlib.crc32(mbid.bytes))
 
 
-async def try_import_locks(
+async def take_import_locks(
     conn: AsyncConnection, *, fingerprint_hash: int, mbid: uuid.UUID | None
-) -> bool:
-    """Take the import locks in the current transaction; False if another holds one.
+) -> None:
+    """Take the import locks in the current transaction, waiting up to its `lock_timeout`.
 
-    Released by commit or rollback.
+    Released by commit or rollback; a timeout raises psycopg's LockNotAvailable (wrapped in
+    SQLAlchemy's OperationalError).
     """
-    keys = [(FINGERPRINT_LOCK, _signed32(fingerprint_hash))]
+    await conn.execute(
+        select(func.pg_advisory_xact_lock(FINGERPRINT_LOCK, _signed32(fingerprint_hash)))
+    )
     if mbid is not None:
-        keys.append((MBID_LOCK, mbid_key(mbid)))
-    for namespace, key in keys:
-        if not await conn.scalar(select(func.pg_try_advisory_xact_lock(namespace, key))):
-            return False
-    return True
+        await conn.execute(select(func.pg_advisory_xact_lock(MBID_LOCK, mbid_key(mbid))))

@@ -10,7 +10,6 @@ from prometheus_client import start_http_server
 
 from acoustid_stack.config import Settings
 from acoustid_stack.index.client import ShardedIndexClient
-from acoustid_stack.matching import DatabaseCandidates, Matcher
 from acoustid_stack.submissions.databases import open_databases
 from acoustid_stack.submissions.stream import connect_nats, ensure_stream
 from acoustid_stack.worker.consumer import ConsumerOptions, SubmissionConsumer
@@ -29,6 +28,9 @@ async def run_worker(
 ) -> None:
     """Import submissions until `stop` is set; the batch in hand is finished first."""
     options = options or ConsumerOptions()
+    if "httpx" not in settings.logging.levels:
+        # one INFO line per index request would drown the worker's own log
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     databases = open_databases(settings.database, pool_size=options.batch)
     index = ShardedIndexClient.from_settings(settings)
     nc = await connect_nats(settings.nats)
@@ -36,12 +38,9 @@ async def run_worker(
         js = nc.jetstream()
         await ensure_stream(js, settings.nats)
         await index.ensure_index()
-        matcher = Matcher(
-            index=index,
-            candidates=DatabaseCandidates(engine=databases.fingerprint),
-            search_timeout=settings.index.timeout,
+        importer = SubmissionImporter(
+            databases=databases, index=index, search_timeout=settings.index.timeout
         )
-        importer = SubmissionImporter(databases=databases, index=index, matcher=matcher)
         consumer = SubmissionConsumer(
             js=js,
             settings=settings.nats,
@@ -53,7 +52,7 @@ async def run_worker(
         await consumer.run(stop)
         logger.info("worker stopped")
     finally:
-        await nc.drain()
+        await nc.close()
         await index.close()
         await databases.dispose()
 

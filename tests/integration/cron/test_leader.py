@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
-
-from conftest import CronProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -22,7 +21,7 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
 
 
 def test_two_cron_processes_elect_one_leader_and_the_other_takes_over_when_it_dies(
-    start_cron: Callable[..., CronProcess],
+    start_cron: Callable[..., Any],
 ) -> None:
     first = start_cron("--retry-interval", "0.3")
     wait_for(lambda: first.became_leader() == 1, "the first cron process leads")
@@ -40,7 +39,7 @@ def test_two_cron_processes_elect_one_leader_and_the_other_takes_over_when_it_di
 
 
 def test_a_leader_stopped_with_sigterm_releases_the_lock_and_exits_cleanly(
-    start_cron: Callable[..., CronProcess],
+    start_cron: Callable[..., Any],
 ) -> None:
     cron = start_cron("--retry-interval", "0.3")
     wait_for(lambda: cron.became_leader() == 1, "it leads")
@@ -52,7 +51,7 @@ def test_a_leader_stopped_with_sigterm_releases_the_lock_and_exits_cleanly(
 
 
 def test_the_leader_runs_every_job_of_the_table_without_errors(
-    start_cron: Callable[..., CronProcess],
+    start_cron: Callable[..., Any],
 ) -> None:
     from acoustid_stack.cron.jobs import JOBS
 

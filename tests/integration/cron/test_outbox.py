@@ -35,7 +35,7 @@ async def stream(migrated_settings: Settings) -> AsyncIterator[tuple[Client, Nat
     nats_settings = dataclasses.replace(
         migrated_settings.nats,
         stream=f"{migrated_settings.nats.stream}_{suffix.upper()}",
-        subject_prefix=f"{migrated_settings.nats.subject_prefix}.{suffix}",
+        subject_prefix=f"{migrated_settings.nats.subject_prefix}_{suffix}",
     )
     nc = await connect_nats(nats_settings)
     await ensure_stream(nc.jetstream(), nats_settings)

@@ -37,7 +37,7 @@ def nats_settings(test_settings: Any) -> NatsSettings:
     return dataclasses.replace(
         base,
         stream=f"{base.stream}_{suffix.upper()}",
-        subject_prefix=f"{base.subject_prefix}.{suffix}",
+        subject_prefix=f"{base.subject_prefix}_{suffix}",  # must not overlap the session stream
     )
 
 

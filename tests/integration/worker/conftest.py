@@ -21,7 +21,6 @@ from acoustid_stack.db.migrate import upgrade
 from acoustid_stack.db.schema import app as app_db
 from acoustid_stack.index.client import ShardedIndexClient
 from acoustid_stack.local.process import ManagedProcess, free_port
-from acoustid_stack.matching import DatabaseCandidates, Matcher
 from acoustid_stack.submissions.databases import Databases, open_databases
 from acoustid_stack.submissions.store import NewSubmission, insert_submissions
 from acoustid_stack.submissions.stream import connect_nats, ensure_stream
@@ -72,13 +71,17 @@ def index_url(
 
 @pytest.fixture
 def worker_environ(test_environ: dict[str, str], index_url: str) -> dict[str, str]:
-    """The session's environment with the index server and a stream of this test's own."""
+    """The session's environment with the index server and a stream of this test's own.
+
+    Its subjects must not overlap the session stream's (`<prefix>.>`): JetStream refuses
+    overlapping streams.
+    """
     suffix = secrets.token_hex(3)
     return {
         **test_environ,
         "ACOUSTID_INDEX_SHARDS": index_url,
         "ACOUSTID_NATS_STREAM": f"{test_environ['ACOUSTID_NATS_STREAM']}_{suffix.upper()}",
-        "ACOUSTID_NATS_SUBJECT_PREFIX": f"{test_environ['ACOUSTID_NATS_SUBJECT_PREFIX']}.{suffix}",
+        "ACOUSTID_NATS_SUBJECT_PREFIX": f"{test_environ['ACOUSTID_NATS_SUBJECT_PREFIX']}_{suffix}",
     }
 
 
@@ -96,7 +99,7 @@ def settings(worker_environ: dict[str, str], migrated: None) -> Settings:
 
 @pytest.fixture
 async def databases(settings: Settings) -> AsyncIterator[Databases]:
-    dbs = open_databases(settings.database, pool_size=4)
+    dbs = open_databases(settings.database, pool_size=8)
     yield dbs
     await dbs.dispose()
 
@@ -111,8 +114,7 @@ async def index(settings: Settings) -> AsyncIterator[ShardedIndexClient]:
 
 @pytest.fixture
 def importer(databases: Databases, index: ShardedIndexClient) -> SubmissionImporter:
-    matcher = Matcher(index=index, candidates=DatabaseCandidates(engine=databases.fingerprint))
-    return SubmissionImporter(databases=databases, index=index, matcher=matcher)
+    return SubmissionImporter(databases=databases, index=index)
 
 
 @pytest.fixture
@@ -176,19 +178,19 @@ Submit = Callable[..., Awaitable[list[int]]]
 def submit(databases: Databases, client_ids: tuple[int, int]) -> Submit:
     """Insert one pending submission per fingerprint (committed) and return their ids.
 
-    Keyword fields (mbid, meta, length, …) apply to every one; the default links an MBID.
+    Keyword fields (mbid, meta, length, …) apply to every one; by default each links its
+    own new MBID.
     """
 
     async def insert(*fingerprints: Hashes, **fields: Any) -> list[int]:
         account_id, application_id = client_ids
-        fields.setdefault("mbid", uuid.uuid4())
         fields.setdefault("length", 120)
         items = [
             NewSubmission(
                 account_id=account_id,
                 application_id=application_id,
                 fingerprint=hashes.tolist(),
-                **fields,
+                **{"mbid": uuid.uuid4(), **fields},
             )
             for hashes in fingerprints
         ]
@@ -205,13 +207,13 @@ def start_worker(
     """Start `acoustid-stack run worker` processes; killed at teardown if still running."""
     started: list[ManagedProcess] = []
 
-    def start(*args: str) -> ManagedProcess:
+    def start(*args: str, **environ: str) -> ManagedProcess:
         process = ManagedProcess(
             name=f"worker-{len(started)}",
             argv=[*CLI, "run", "worker", *args],
             log_path=tmp_path / f"worker-{len(started)}.log",
             ready=lambda: True,
-            env=child_environ(worker_environ),
+            env=child_environ({**worker_environ, **environ}),
         )
         process.start()
         started.append(process)

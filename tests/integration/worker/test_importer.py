@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from sqlalchemy import func, select
 
 from acoustid_stack.db.schema import fingerprint as fp_db
@@ -17,9 +19,11 @@ from acoustid_stack.index.client import ShardedIndexClient
 from acoustid_stack.submissions.databases import Databases
 from acoustid_stack.worker.importer import SubmissionImporter
 from acoustid_stack.worker.interfaces import ImportOutcome
-from conftest import Hashes, Submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+Hashes = NDArray[np.int32]
+Submit = Callable[..., Awaitable[list[int]]]
 
 
 async def result_of(databases: Databases, submission_id: int) -> Any:
