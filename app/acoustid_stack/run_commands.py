@@ -124,3 +124,14 @@ def worker(
         options=ConsumerOptions.with_ack_wait(ack_wait, batch=batch),
         metrics_address=_metrics_address(metrics_host, metrics_port),
     )
+
+
+@run.command("web")
+@click.pass_context
+def web(ctx: click.Context) -> None:
+    """The website: status, statistics, API keys (on `[web] host:port`, default :5001)."""
+    from acoustid_stack.web.app import serve  # noqa: PLC0415
+
+    settings = settings_from_context(ctx)
+    configure_logging(settings)
+    serve(settings)

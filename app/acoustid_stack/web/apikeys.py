@@ -1,0 +1,66 @@
+"""Registering an application: an account to own it and a fresh API key."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from acoustid_stack.db.schema import app as app_db
+
+MAX_FIELD = 200
+
+
+class InvalidApplication(ValueError):
+    """The form is incomplete or too long; the message says which field."""
+
+
+@dataclass(frozen=True)
+class NewApplication:
+    name: str
+    version: str
+    email: str | None
+    website: str | None
+
+    @classmethod
+    def from_form(cls, form: dict[str, str]) -> NewApplication:
+        values = {
+            key: (form.get(key) or "").strip() for key in ("name", "version", "email", "website")
+        }
+        for key in ("name", "version"):
+            if not values[key]:
+                raise InvalidApplication(f"Please give the application's {key}.")
+        for key, value in values.items():
+            if len(value) > MAX_FIELD:
+                raise InvalidApplication(f"The {key} is longer than {MAX_FIELD} characters.")
+        return cls(
+            values["name"], values["version"], values["email"] or None, values["website"] or None
+        )
+
+
+def new_api_key() -> str:
+    """A key like upstream's: short, URL-safe, unguessable."""
+    return secrets.token_urlsafe(12)
+
+
+async def register_application(app: AsyncEngine, new: NewApplication) -> str:
+    """Create the owning account and the application in one transaction; the API key."""
+    apikey = new_api_key()
+    async with app.begin() as conn:
+        account_id = await conn.scalar(
+            app_db.account.insert()
+            .values(name=f"{new.name} (application)", apikey=new_api_key())
+            .returning(app_db.account.c.id)
+        )
+        await conn.execute(
+            app_db.application.insert().values(
+                name=new.name,
+                version=new.version,
+                apikey=apikey,
+                account_id=account_id,
+                email=new.email,
+                website=new.website,
+            )
+        )
+    return apikey

@@ -1,0 +1,69 @@
+"""The pages: status (/), statistics (/stats), API key (/apikey), health (/_health)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from acoustid_stack.web import status
+from acoustid_stack.web.apikeys import InvalidApplication, NewApplication, register_application
+
+
+def _state(request: Request) -> Any:
+    return request.app.state
+
+
+def _render(
+    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+) -> Response:
+    templates: Jinja2Templates = _state(request).templates
+    return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+async def home(request: Request) -> Response:
+    state = _state(request)
+    health = await status.service_health(
+        settings=state.settings,
+        databases=state.databases,
+        redis=state.redis,
+        js=state.js,
+        http=state.http,
+    )
+    counts = await status.counts(state.databases)
+    return _render(request, "home.html", {"health": health, "counts": counts})
+
+
+async def stats(request: Request) -> Response:
+    state = _state(request)
+    names, days = await status.daily_stats(state.databases.app)
+    hours = await status.hourly_lookups(state.databases.app)
+    return _render(request, "stats.html", {"names": names, "days": days, "hours": hours})
+
+
+async def apikey(request: Request) -> Response:
+    state = _state(request)
+    if request.method == "GET":
+        return _render(request, "apikey.html", {"form": {}})
+    form = {key: str(value) for key, value in (await request.form()).items()}
+    try:
+        new = NewApplication.from_form(form)
+    except InvalidApplication as exc:
+        return _render(request, "apikey.html", {"form": form, "error": str(exc)}, 400)
+    key = await register_application(state.databases.app, new)
+    return _render(request, "apikey.html", {"form": {}, "created": new, "apikey": key}, 201)
+
+
+async def health(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+routes = [
+    Route("/", home),
+    Route("/stats", stats),
+    Route("/apikey", apikey, methods=["GET", "POST"]),
+    Route("/_health", health),
+]

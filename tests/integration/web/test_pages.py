@@ -1,0 +1,133 @@
+"""The website's pages rendered with real data from the real databases, Redis and NATS."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import create_engine, select
+from starlette.testclient import TestClient
+
+from acoustid_stack.config import Settings
+from acoustid_stack.db.migrate import upgrade
+from acoustid_stack.db.schema import app as app_db
+from acoustid_stack.web.app import create_app
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def settings(test_settings: Settings) -> Settings:
+    list(upgrade(test_settings.database))
+    return test_settings
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def application_id(settings: Settings) -> int:
+    """An application with lookups this hour and a daily counter, written as cron would."""
+    engine = create_engine(settings.database.app.sqlalchemy_url())
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        account_id = conn.scalar(
+            app_db.account.insert()
+            .values(name="web", apikey=secrets.token_hex(8))
+            .returning(app_db.account.c.id)
+        )
+        app_id = conn.scalar(
+            app_db.application.insert()
+            .values(name="web", version="1", apikey=secrets.token_hex(8), account_id=account_id)
+            .returning(app_db.application.c.id)
+        )
+        conn.execute(
+            app_db.stats_lookups.insert().values(
+                date=now.date(),
+                hour=now.hour,
+                application_id=app_id,
+                count_hits=1234,
+                count_nohits=5,
+            )
+        )
+        conn.execute(
+            app_db.stats.insert().values(name="web.test_counter", date=now.date(), value=4321)
+        )
+    engine.dispose()
+    return int(app_id or 0)
+
+
+def test_the_status_page_shows_every_service_up_and_the_counts(
+    client: TestClient, application_id: int
+) -> None:
+    page = client.get("/")
+
+    assert page.status_code == 200
+    for service in (
+        "PostgreSQL app",
+        "PostgreSQL fingerprint",
+        "PostgreSQL ingest",
+        "Redis",
+        "NATS",
+    ):
+        assert service in page.text
+    assert "Lookups in the last hour" in page.text
+    lookups = re.search(
+        r"Lookups in the last hour</th>\s*<td class=\"number\">([\d,]+)<", page.text
+    )
+    assert lookups
+    assert int(lookups.group(1).replace(",", "")) >= 1234 + 5  # ours, maybe others' too
+
+
+def test_the_status_page_says_down_for_an_index_that_does_not_answer(client: TestClient) -> None:
+    page = client.get("/")
+
+    # the session's settings point at the default index address, where nothing listens
+    assert re.search(r"Index http://127\.0\.0\.1:\d+</th>\s*<td class=\"down\">down", page.text)
+
+
+def test_the_stats_page_lists_daily_counters_and_hourly_lookups(
+    client: TestClient, application_id: int
+) -> None:
+    page = client.get("/stats")
+
+    assert page.status_code == 200
+    assert "web.test_counter" in page.text
+    assert "4,321" in page.text
+    assert "1,234" in page.text
+
+
+def test_the_api_key_form_creates_an_application_with_a_new_key(
+    client: TestClient, settings: Settings
+) -> None:
+    name = f"tagger-{secrets.token_hex(3)}"
+    page = client.post("/apikey", data={"name": name, "version": "2.1", "email": "", "website": ""})
+
+    assert page.status_code == 201
+    key = re.search(r'<code id="apikey">([^<]+)</code>', page.text)
+    assert key
+    engine = create_engine(settings.database.app.sqlalchemy_url())
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(app_db.application).where(app_db.application.c.apikey == key.group(1))
+        ).one()
+    engine.dispose()
+    assert (row.name, row.version, row.active) == (name, "2.1", True)
+
+
+def test_the_api_key_form_explains_a_missing_field_and_keeps_the_input(client: TestClient) -> None:
+    page = client.post("/apikey", data={"name": "only a name", "version": " "})
+
+    assert page.status_code == 400
+    assert "Please give the application&#39;s version." in page.text
+    assert 'value="only a name"' in page.text
+
+
+def test_health_answers_ok(client: TestClient) -> None:
+    assert client.get("/_health").text == "ok"
