@@ -1,0 +1,350 @@
+"""Real Debian 12 hosts on this machine for the playbook tests.
+
+A `Fleet` boots systemd-nspawn containers from a cached debootstrap tarball, each in its own
+network namespace with a veth on a private bridge the fleet creates (`BRIDGE_SUBNET`, never
+routed anywhere: no NAT, no forwarding). Debian packages reach the hosts only through an
+apt-cacher-ng bound to the bridge address, whose cache persists in the cache dir between runs.
+Every outer command runs under `timeout`; everything started is stopped by pid on exit.
+
+Needs root and `debootstrap`, `systemd-nspawn` (systemd-container), `apt-cacher-ng`, `zstd`;
+`ensure_tools()` installs the missing ones with apt-get.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CACHE_DIR = Path(os.environ.get("ACOUSTID_TEST_CACHE_DIR", "/var/cache/acoustid-stack-tests"))
+SUITE = "bookworm"
+INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2"
+BRIDGE_SUBNET = "10.203.0"  # /24; .1 is the bridge (apt-cacher-ng), hosts from .11
+APT_CACHE_PORT = 3142
+TOOLS = {
+    "debootstrap": "debootstrap",
+    "systemd-nspawn": "systemd-container",
+    "apt-cacher-ng": "apt-cacher-ng",
+    "zstd": "zstd",
+}
+
+
+class HarnessError(RuntimeError):
+    """The machine cannot host the test fleet; the message says why."""
+
+
+def run(argv: list[str], *, timeout: float = 60, check: bool = True, **kwargs: object) -> str:
+    """Run an outer command under `timeout` so a hung call fails the test, not CI."""
+    result = subprocess.run(
+        ["timeout", "--kill-after=5", str(int(timeout)), *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        **kwargs,  # type: ignore[call-overload]
+    )
+    if check and result.returncode != 0:
+        raise HarnessError(
+            f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()[-2000:]}"
+        )
+    return str(result.stdout)
+
+
+def ensure_tools() -> None:
+    """Install the host-building tools with apt-get when one is missing (root only)."""
+    missing = [package for tool, package in TOOLS.items() if shutil.which(tool) is None]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise HarnessError(f"needs root to install {missing}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run(["apt-get", "install", "-y", "-qq", *missing], timeout=300, env=env)
+
+
+def host_mirror() -> str:
+    """The Debian mirror this machine's own apt sources use (the stock backend is unreachable)."""
+    sources = Path("/etc/apt")
+    texts = [p.read_text() for p in sources.glob("sources.list.d/*") if p.is_file()]
+    if (sources / "sources.list").is_file():
+        texts.append((sources / "sources.list").read_text())
+    for text in texts:
+        for url in re.findall(r"(https?://\S+/debian)/?(?:\s|$)", text):
+            return str(url)
+    raise HarnessError("no Debian mirror found in /etc/apt/sources.list*")
+
+
+def debian_image() -> Path:
+    """The cached zstd tarball of a minbase Debian root; built with debootstrap (≈ 1 min) once."""
+    digest = hashlib.sha256(f"{SUITE} {INCLUDE}".encode()).hexdigest()[:10]
+    image = CACHE_DIR / f"debian-{SUITE}-{digest}.tar.zst"
+    if image.exists():
+        return image
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    build = CACHE_DIR / f"build-{os.getpid()}"
+    try:
+        run(
+            ["debootstrap", "--variant=minbase", f"--include={INCLUDE}", SUITE, str(build)]
+            + [host_mirror()],
+            timeout=600,
+        )
+        for deb in (build / "var/cache/apt/archives").glob("*.deb"):
+            deb.unlink()
+        partial = image.with_suffix(".partial")
+        run(["tar", "--zstd", "-C", str(build), "-cf", str(partial), "."], timeout=300)
+        partial.rename(image)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    return image
+
+
+@dataclass
+class Bridge:
+    """A Linux bridge holding BRIDGE_SUBNET.1/24; hosts attach veths to it."""
+
+    name: str
+
+    def create(self) -> None:
+        taken = run(["ip", "-4", "-o", "addr"], timeout=10)
+        if f" {BRIDGE_SUBNET}." in taken:
+            raise HarnessError(f"{BRIDGE_SUBNET}.0/24 is already in use here:\n{taken}")
+        run(["ip", "link", "add", self.name, "type", "bridge"], timeout=10)
+        run(["ip", "addr", "add", f"{BRIDGE_SUBNET}.1/24", "dev", self.name], timeout=10)
+        run(["ip", "link", "set", self.name, "up"], timeout=10)
+
+    def delete(self) -> None:
+        run(["ip", "link", "del", self.name], timeout=10, check=False)
+
+
+@dataclass
+class AptCache:
+    """apt-cacher-ng listening only on the bridge address, cache kept in CACHE_DIR."""
+
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        # Not under the test's tmp dir: that is 0700 root and the daemon runs as its own user.
+        return CACHE_DIR / f"acng-run-{os.getpid()}"
+
+    def start(self) -> None:
+        config = self.run_dir / "conf"
+        config.mkdir(parents=True, exist_ok=True)
+        cache = CACHE_DIR / "apt-cacher-ng"
+        cache.mkdir(parents=True, exist_ok=True)
+        logs = self.run_dir / "log"
+        logs.mkdir(exist_ok=True)
+        for directory in (cache, logs):
+            shutil.chown(directory, "apt-cacher-ng", "apt-cacher-ng")
+        (config / "backends_debian").write_text(host_mirror() + "/\n")
+        (config / "acng.conf").write_text(
+            f"CacheDir: {cache}\nLogDir: {logs}\nSupportDir: /usr/lib/apt-cacher-ng\n"
+            f"BindAddress: {BRIDGE_SUBNET}.1\nPort: {APT_CACHE_PORT}\n"
+            "Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian\n"
+            "ExThreshold: 4\nForeGround: 1\n"
+        )
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            ["runuser", "-u", "apt-cacher-ng", "--", "/usr/sbin/apt-cacher-ng", "-c", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(f"{BRIDGE_SUBNET}.1", APT_CACHE_PORT, timeout=15)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, timeout=10)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+@dataclass
+class Host:
+    """One booted Debian container, reachable over SSH as root at `address`."""
+
+    name: str
+    address: str
+    root: Path
+    netns: str
+    veth: str
+    process: subprocess.Popen[bytes] | None = None
+
+    def prepare(self, image: Path, public_key: str, hosts_lines: str) -> None:
+        self.root.mkdir(parents=True)
+        run(["tar", "--zstd", "-C", str(self.root), "-xf", str(image)], timeout=120)
+        etc = self.root / "etc"
+        (etc / "machine-id").write_text(run(["systemd-id128", "new"], timeout=10))
+        (etc / "hostname").write_text(self.name + "\n")
+        (etc / "hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {self.name}\n{hosts_lines}")
+        (etc / "apt/apt.conf.d/01proxy").write_text(
+            f'Acquire::http::Proxy "http://{BRIDGE_SUBNET}.1:{APT_CACHE_PORT}";\n'
+        )
+        run(["ssh-keygen", "-A", "-f", str(self.root)], timeout=30)
+        ssh_dir = self.root / "root/.ssh"
+        ssh_dir.mkdir(mode=0o700, exist_ok=True)
+        (ssh_dir / "authorized_keys").write_text(public_key)
+        (ssh_dir / "authorized_keys").chmod(0o600)
+
+    def plug(self, bridge: Bridge) -> None:
+        run(["ip", "netns", "add", self.netns], timeout=10)
+        peer = self.veth + "p"
+        run(["ip", "link", "add", self.veth, "type", "veth", "peer", "name", peer], timeout=10)
+        run(["ip", "link", "set", self.veth, "master", bridge.name, "up"], timeout=10)
+        run(["ip", "link", "set", peer, "netns", self.netns], timeout=10)
+        inside = ["ip", "netns", "exec", self.netns, "ip"]
+        run([*inside, "link", "set", peer, "name", "eth0"], timeout=10)
+        run([*inside, "addr", "add", f"{self.address}/24", "dev", "eth0"], timeout=10)
+        run([*inside, "link", "set", "eth0", "up"], timeout=10)
+        run([*inside, "link", "set", "lo", "up"], timeout=10)
+
+    def boot(self, log_dir: Path) -> None:
+        log = (log_dir / f"{self.name}.console").open("wb")
+        self.process = subprocess.Popen(
+            [
+                "systemd-nspawn",
+                "--boot",
+                f"--directory={self.root}",
+                f"--machine={self.name}",
+                f"--network-namespace-path=/run/netns/{self.netns}",
+                "--register=no",
+                "--keep-unit",
+                # Own network namespace, so the firewall role may load nftables rules in it.
+                "--capability=CAP_NET_ADMIN",
+                "--console=pipe",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def shutdown(self) -> None:
+        # SIGTERM makes nspawn shut the container's systemd down cleanly.
+        if self.process is not None:
+            stop_process(self.process, timeout=30)
+
+    def unplug(self) -> None:
+        run(["ip", "link", "del", self.veth], timeout=10, check=False)
+        run(["ip", "netns", "del", self.netns], timeout=10, check=False)
+
+
+@dataclass
+class Fleet:
+    """Bridge + apt cache + hosts; use as a context manager so teardown always runs."""
+
+    names: list[str]
+    work_dir: Path
+    hosts: dict[str, Host] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        tag = f"{os.getpid() % 100000}"
+        self.bridge = Bridge(f"acbr{tag}")
+        self.apt_cache = AptCache(self.work_dir / "apt-cacher-ng.log")
+        self.key = self.work_dir / "id_ed25519"
+        for number, name in enumerate(self.names):
+            self.hosts[name] = Host(
+                name=name,
+                address=f"{BRIDGE_SUBNET}.{11 + number}",
+                root=self.work_dir / "roots" / name,
+                netns=f"acst{tag}-{number}",
+                veth=f"acv{tag}{number}",
+            )
+
+    def __enter__(self) -> Fleet:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self) -> None:
+        ensure_tools()
+        image = debian_image()
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], timeout=10)
+        public_key = self.key.with_suffix(".pub").read_text()
+        hosts_lines = "".join(f"{h.address} {h.name}\n" for h in self.hosts.values())
+        self.bridge.create()
+        self.apt_cache.start()
+        for host in self.hosts.values():
+            host.prepare(image, public_key, hosts_lines)
+            host.plug(self.bridge)
+            host.boot(self.work_dir)
+        for host in self.hosts.values():
+            wait_for_ssh(self, host, timeout=60)
+
+    def __exit__(self, *exc: object) -> None:
+        for host in self.hosts.values():
+            with contextlib.suppress(Exception):
+                host.shutdown()
+        for host in self.hosts.values():
+            with contextlib.suppress(Exception):
+                host.unplug()
+        with contextlib.suppress(Exception):
+            self.apt_cache.stop()
+        self.bridge.delete()
+        shutil.rmtree(self.work_dir / "roots", ignore_errors=True)
+
+    def ssh_argv(self, host: Host) -> list[str]:
+        return [
+            "ssh",
+            "-i",
+            str(self.key),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=5",
+            f"root@{host.address}",
+        ]
+
+    def ssh(self, name: str, command: str, *, timeout: float = 60, check: bool = True) -> str:
+        """Run a shell command on a host as root and return its stdout."""
+        return run([*self.ssh_argv(self.hosts[name]), command], timeout=timeout, check=check)
+
+
+def wait_for_ssh(fleet: Fleet, host: Host, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if host.process is not None and host.process.poll() is not None:
+            raise HarnessError(f"{host.name} exited early; see {fleet.work_dir}/{host.name}.console")
+        probe = subprocess.run(
+            ["timeout", "10", *fleet.ssh_argv(host), "true"], capture_output=True, check=False
+        )
+        if probe.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise HarnessError(f"{host.name} ({host.address}) never answered SSH: {probe.stderr!r}")
+        time.sleep(0.5)
+
+
+def wait_for_port(address: str, port: int, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((address, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise HarnessError(f"nothing listens on {address}:{port}") from None
+            time.sleep(0.2)
+
+
+def stop_process(process: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """SIGTERM, wait, then SIGKILL: the process is gone when this returns."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
