@@ -98,7 +98,7 @@ def api_environ(
     return {
         **test_environ,
         "ACOUSTID_NATS_STREAM": test_environ["ACOUSTID_NATS_STREAM"] + "_API",
-        "ACOUSTID_NATS_SUBJECT_PREFIX": test_environ["ACOUSTID_NATS_SUBJECT_PREFIX"] + ".api",
+        "ACOUSTID_NATS_SUBJECT_PREFIX": test_environ["ACOUSTID_NATS_SUBJECT_PREFIX"] + "_api",
         "ACOUSTID_INDEX_SHARDS": index_url,
         "ACOUSTID_INDEX_NAME": INDEX_NAME,
         "ACOUSTID_WEBSITE_SHUTDOWN_FILE": str(shutdown_file),
