@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Sequence
 
-from prometheus_client import start_http_server
 from redis.asyncio import Redis
 
 from acoustid_stack.config import Settings
@@ -16,6 +14,7 @@ from acoustid_stack.cron.jobs import JOBS, Job, JobContext
 from acoustid_stack.cron.leader import LeaderElection
 from acoustid_stack.cron.metrics import CronMetrics
 from acoustid_stack.cron.schedule import Scheduler
+from acoustid_stack.lifecycle import serve_until_signalled
 from acoustid_stack.submissions.databases import open_databases
 from acoustid_stack.submissions.stream import connect_nats, ensure_stream
 
@@ -67,14 +66,7 @@ def serve(
     settings: Settings, *, retry_interval: float = 5.0, metrics_address: tuple[str, int] | None
 ) -> None:
     """`acoustid-stack run cron`: blocks until SIGTERM or SIGINT; metrics on (host, port)."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await run_cron(settings, stop=stop, retry_interval=retry_interval)
-
-    if metrics_address:
-        start_http_server(metrics_address[1], addr=metrics_address[0])
-    asyncio.run(main())
+    serve_until_signalled(
+        lambda stop: run_cron(settings, stop=stop, retry_interval=retry_interval),
+        metrics_address=metrics_address,
+    )

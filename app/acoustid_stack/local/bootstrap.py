@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
-
 import psycopg
 
+from acoustid_stack.api.auth import new_api_key
 from acoustid_stack.config import Settings
 
 LOCAL_APPLICATION = "acoustid-stack local"
-
-
-def new_api_key() -> str:
-    """10 characters of random base64 without `/+=`, the shape of upstream's API keys."""
-    key = ""
-    while len(key) < 10:
-        key += "".join(c for c in secrets.token_urlsafe(16) if c.isalnum())
-    return key[:10]
 
 
 def ensure_local_application(settings: Settings) -> tuple[str, str]:

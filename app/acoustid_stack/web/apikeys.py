@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from acoustid_stack.api.auth import new_api_key
 from acoustid_stack.db.schema import app as app_db
 
 MAX_FIELD = 200
@@ -37,11 +37,6 @@ class NewApplication:
         return cls(
             values["name"], values["version"], values["email"] or None, values["website"] or None
         )
-
-
-def new_api_key() -> str:
-    """A key like upstream's: short, URL-safe, unguessable."""
-    return secrets.token_urlsafe(12)
 
 
 async def register_application(app: AsyncEngine, new: NewApplication) -> str:

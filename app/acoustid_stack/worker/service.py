@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-
-from prometheus_client import start_http_server
 
 from acoustid_stack.config import Settings
 from acoustid_stack.index.client import ShardedIndexClient
+from acoustid_stack.lifecycle import serve_until_signalled
 from acoustid_stack.submissions.databases import open_databases
 from acoustid_stack.submissions.stream import connect_nats, ensure_stream
 from acoustid_stack.worker.consumer import ConsumerOptions, SubmissionConsumer
@@ -61,14 +59,7 @@ def serve(
     settings: Settings, *, options: ConsumerOptions, metrics_address: tuple[str, int] | None
 ) -> None:
     """`acoustid-stack run worker`: blocks until SIGTERM or SIGINT; metrics on (host, port)."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await run_worker(settings, stop=stop, options=options)
-
-    if metrics_address:
-        start_http_server(metrics_address[1], addr=metrics_address[0])
-    asyncio.run(main())
+    serve_until_signalled(
+        lambda stop: run_worker(settings, stop=stop, options=options),
+        metrics_address=metrics_address,
+    )
