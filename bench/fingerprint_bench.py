@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-# the ctypes oracle and the audio generator live with the tests; the app never loads C code
+# the ctypes oracle lives with the tests; the app never loads C code
 sys.path.insert(0, str(ROOT / "tests" / "unit" / "fingerprint"))
 
 import libchromaprint  # noqa: E402
-from audio import fpcalc, write_chords  # noqa: E402
 
 from acoustid_stack.fingerprint import (  # noqa: E402
     compare2,
@@ -32,6 +31,7 @@ from acoustid_stack.fingerprint import (  # noqa: E402
     encode_fingerprint,
     score_candidates,
 )
+from acoustid_stack.fingerprint.audio import fpcalc, write_chords  # noqa: E402
 
 CANDIDATES = 20
 

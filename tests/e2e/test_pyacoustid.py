@@ -1,6 +1,6 @@
 """The real AcoustID client, unmodified, against our api: pyacoustid + Debian's fpcalc.
 
-Audio is generated here (random melodies, one seed per "song"). fpcalc runs with
+Audio is generated (random chords, one seed per "song"). fpcalc runs with
 `-ignore-errors -json` because chromaprint 1.5 reports a harmless end-of-file decode error
 on WAV input. The import step is done by writing the fingerprints straight into the
 fingerprint database and the index, so this test covers the api alone.
@@ -8,58 +8,30 @@ fingerprint database and the index, so this test covers the api alone.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import uuid
-import wave
 from pathlib import Path
 from typing import Any
 
 import acoustid
-import numpy as np
 import psycopg
 import pytest
 
 from acoustid_stack.config import Settings
 from acoustid_stack.fingerprint import decode_fingerprint
+from acoustid_stack.fingerprint.audio import fpcalc, write_chords
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
 ]
 
-RATE = 22050
 SECONDS = 40
 
 
-def melody(path: Path, seed: int) -> Path:
-    """A WAV of random notes with harmonics and a little noise: distinct per seed."""
-    rng = np.random.default_rng(seed)
-    notes = []
-    for _ in range(SECONDS * 5):
-        t = np.arange(int(RATE * 0.2)) / RATE
-        base = 110 * 2 ** (rng.integers(0, 48) / 12)
-        tone = sum(np.sin(2 * np.pi * base * k * t) / k for k in (1, 2, 3))
-        notes.append(tone * np.exp(-3 * t))
-    signal = np.concatenate(notes) + rng.normal(0, 0.02, len(notes) * len(notes[0]))
-    samples = (signal / np.abs(signal).max() * 0.8 * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes(samples.tobytes())
-    return path
-
-
-def fpcalc(path: Path) -> tuple[str, int]:
+def fingerprint_of(path: Path) -> tuple[str, int]:
     """(compressed fingerprint, duration in whole seconds) as fpcalc reports them."""
-    result = subprocess.run(
-        ["fpcalc", "-ignore-errors", "-json", str(path)],
-        capture_output=True,
-        check=False,
-        timeout=60,
-    )
-    data = json.loads(result.stdout)
+    data = fpcalc(path)
     return data["fingerprint"], int(data["duration"])
 
 
@@ -71,8 +43,11 @@ def sox(source: Path, target: Path, *effects: str) -> Path:
 @pytest.fixture(scope="module")
 def songs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("audio")
-    files = {name: melody(work / f"{name}.wav", seed) for seed, name in enumerate("abc", 1)}
-    files["unrelated"] = melody(work / "unrelated.wav", 99)
+    files = {
+        name: write_chords(work / f"{name}.wav", seed=seed, seconds=SECONDS)
+        for seed, name in enumerate("abc", 1)
+    }
+    files["unrelated"] = write_chords(work / "unrelated.wav", seed=99, seconds=SECONDS)
     files["a_ogg"] = sox(files["a"], work / "a.ogg", "rate", "44100", "gain", "-2")
     # 5 s shorter: inside the default 7-s duration window of a lookup
     files["a_trimmed"] = sox(files["a"], work / "a_trimmed.wav", "trim", "0", "35")
@@ -91,7 +66,7 @@ def test_pyacoustid_submits_and_finds_generated_songs(
 ) -> None:
     _, settings, catalog, keys = stack
     mbids = {name: uuid.uuid4() for name in "abc"}
-    prints = {name: fpcalc(songs[name]) for name in "abc"}
+    prints = {name: fingerprint_of(songs[name]) for name in "abc"}
 
     response = acoustid.submit(
         keys.client_key,
@@ -130,14 +105,14 @@ def test_pyacoustid_submits_and_finds_generated_songs(
         assert {match[1] for match in matches} == {str(mbids[name])}
 
     for copy in ("a_ogg", "a_trimmed"):
-        fingerprint, duration = fpcalc(songs[copy])
+        fingerprint, duration = fingerprint_of(songs[copy])
         matches = list(
             acoustid.parse_lookup_result(acoustid.lookup(keys.client_key, fingerprint, duration))
         )
         assert matches, copy
         assert matches[0][1] == str(mbids["a"]), copy
 
-    fingerprint, duration = fpcalc(songs["unrelated"])
+    fingerprint, duration = fingerprint_of(songs["unrelated"])
     unrelated = acoustid.lookup(keys.client_key, fingerprint, duration)
     assert unrelated == {"status": "ok", "results": []}
 

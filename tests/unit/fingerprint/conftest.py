@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from .audio import SAMPLE_RATE, write_chords
+from acoustid_stack.fingerprint.audio import SAMPLE_RATE, write_chords
 
 SONG_SECONDS = 30
 

@@ -14,9 +14,9 @@ from acoustid_stack.fingerprint import (
     decode_fingerprint,
     encode_fingerprint,
 )
+from acoustid_stack.fingerprint.audio import fpcalc
 
 from . import libchromaprint
-from .audio import fpcalc
 
 RANDOM_ARRAYS = 10_000
 uint32s = st.integers(min_value=0, max_value=2**32 - 1)

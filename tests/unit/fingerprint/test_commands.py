@@ -9,8 +9,7 @@ import pytest
 
 from acoustid_stack.cli import main
 from acoustid_stack.fingerprint import encode_fingerprint
-
-from .audio import fpcalc
+from acoustid_stack.fingerprint.audio import fpcalc
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from acoustid_stack.fingerprint import compare2, score_candidates
-
-from .audio import fpcalc
+from acoustid_stack.fingerprint.audio import fpcalc
 
 
 def h(key: int, low: int = 0) -> int:
