@@ -249,7 +249,7 @@ def _create_missing_extensions(connection: Connection) -> None:
         if extension in installed:
             continue
         if extension not in available:
-            logger.warning(
+            logger.info(
                 "PostgreSQL extension %s is not available on this server; skipped "
                 "(acoustid-stack works without it)",
                 extension,

@@ -17,6 +17,7 @@ from acoustid_stack.config import Settings, load_settings
 from acoustid_stack.db.migrate import upgrade
 from acoustid_stack.errors import UserError
 from acoustid_stack.local.bootstrap import ensure_local_application
+from acoustid_stack.local.demo import run_demo
 from acoustid_stack.local.stack import Stack, StackOptions, default_data_dir
 from acoustid_stack.local.supervisor import ServiceStatus, Supervisor, read_state, request_stop
 from acoustid_stack.sizing import load_sizing
@@ -64,8 +65,19 @@ def status_table(statuses: list[ServiceStatus] | list[dict[str, object]]) -> Tab
 )
 @click.option("--api-workers", type=click.IntRange(1, 64), default=2, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Once up, submit generated songs, wait for their import and look them up.",
+)
 def up(
-    data_dir: Path, use_system_services: bool, profile: str | None, api_workers: int, workers: int
+    *,
+    data_dir: Path,
+    use_system_services: bool,
+    profile: str | None,
+    api_workers: int,
+    workers: int,
+    demo: bool,
 ) -> None:
     """Run the whole service on this machine until Ctrl-C (or `acoustid-stack down`)."""
     if profile is not None:
@@ -77,6 +89,7 @@ def up(
         api_workers=api_workers,
         workers=workers,
     )
+    started = time.monotonic()
     console = Console()
     stack = Stack(options)
     infrastructure = stack.infrastructure()
@@ -87,7 +100,6 @@ def up(
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    started = time.monotonic()
     live = Live(status_table([]), console=console, refresh_per_second=4, transient=False)
     supervisor = Supervisor(
         services,
@@ -96,7 +108,8 @@ def up(
         extra_state={"api_url": stack.url("api"), "config": str(stack.config_path)},
     )
     try:
-        with supervisor, live:
+        # live first: the supervisor stops inside it, so the last table shows every stop
+        with live, supervisor:
             supervisor.start(only=[s.name for s in infrastructure])
             if stop.is_set():
                 return
@@ -106,11 +119,21 @@ def up(
             supervisor.start()
             elapsed = time.monotonic() - started
             live.console.print(
-                f"[bold green]ready[/] in {elapsed:.1f} s — API {stack.url('api')}/v2/  "
-                f"client key [bold]{client_key}[/]  user key [bold]{user_key}[/]  "
-                f"web {stack.url('web')}  data {options.data_dir}"
+                f"[bold green]ready[/] in {elapsed:.1f} s\n"
+                f"  API base URL  {stack.url('api')}/v2/\n"
+                f"  client key    [bold]{client_key}[/]   (application API key)\n"
+                f"  user key      [bold]{user_key}[/]   (for /v2/submit)\n"
+                f"  web           {stack.url('web')}\n"
+                f"  data          {options.data_dir}\n"
+                "Ctrl-C or `acoustid-stack down` stops everything."
             )
-            live.console.print("Ctrl-C or `acoustid-stack down` stops everything.")
+            if demo:
+                run_demo(
+                    api_url=stack.url("api"),
+                    client_key=client_key,
+                    user_key=user_key,
+                    console=live.console,
+                )
             supervisor.run(stop)
     finally:
         for sig, handler in previous.items():

@@ -191,6 +191,9 @@ class Supervisor:
         with contextlib.suppress(FileNotFoundError):
             (self.state_dir / STATE_FILE).unlink()
         if self._lock is not None:
+            # unlinked while still held, so no later `up` can find a lock file left behind
+            with contextlib.suppress(FileNotFoundError):
+                (self.state_dir / LOCK_FILE).unlink()
             self._lock.close()
             self._lock = None
 
