@@ -21,7 +21,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -265,6 +264,7 @@ class Fleet:
         return self
 
     def _start(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         ensure_tools()
         image = debian_image()
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], timeout=10)
@@ -316,7 +316,9 @@ def wait_for_ssh(fleet: Fleet, host: Host, *, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if host.process is not None and host.process.poll() is not None:
-            raise HarnessError(f"{host.name} exited early; see {fleet.work_dir}/{host.name}.console")
+            raise HarnessError(
+                f"{host.name} exited early; see {fleet.work_dir}/{host.name}.console"
+            )
         probe = subprocess.run(
             ["timeout", "10", *fleet.ssh_argv(host), "true"], capture_output=True, check=False
         )
