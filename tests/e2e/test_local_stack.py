@@ -1,0 +1,152 @@
+"""`acoustid-stack up` as a user runs it: the whole stack from pip-shipped servers, the
+unmodified pyacoustid client through it, a clean stop, and a second start that kept the data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import acoustid
+import pytest
+
+from acoustid_stack.config import load_settings
+from acoustid_stack.fingerprint.audio import fpcalc, write_chords
+from acoustid_stack.local.bootstrap import ensure_local_application
+from acoustid_stack.local.process import free_port, port_open
+from acoustid_stack.local.stack import DEFAULT_PORTS
+from acoustid_stack.local.supervisor import LOCK_FILE, STATE_FILE, read_state
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+START_TIMEOUT = 120.0
+
+
+class Up:
+    """One `acoustid-stack up` child process on a data folder."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.log = data_dir.parent / f"up-{time.monotonic_ns()}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ACOUSTID_")}
+        with self.log.open("wb") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "acoustid_stack", "up", "--data-dir", str(data_dir)],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def wait_ready(self) -> dict[str, object]:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()
+            state = read_state(self.data_dir)
+            if state and all(s["state"] == "running" for s in state["services"]):  # type: ignore[union-attr]
+                return state
+            time.sleep(0.2)
+        raise AssertionError(f"stack not ready in {START_TIMEOUT} s:\n{self.log.read_text()}")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A data folder whose ports are free ones, so the test cannot collide with anything."""
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    (folder / "ports.json").write_text(json.dumps({name: free_port() for name in DEFAULT_PORTS}))
+    yield folder
+    # whatever happened, leave no stack running behind
+    state = read_state(folder)
+    if state is not None:
+        os.kill(int(state["supervisor_pid"]), signal.SIGTERM)
+
+
+def fingerprint(path: Path) -> tuple[str, int]:
+    data = fpcalc(path)
+    return str(data["fingerprint"]), int(data["duration"])
+
+
+def lookup_mbids(client_key: str, song: tuple[str, int]) -> list[str]:
+    found = acoustid.lookup(client_key, song[0], song[1], meta="recordingids")
+    assert found["status"] == "ok", found
+    return [r["id"] for result in found["results"] for r in result.get("recordings", [])]
+
+
+def test_up_serves_pyacoustid_stops_cleanly_and_resumes_with_the_data(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    first = Up(data_dir)
+    state = first.wait_ready()
+    names = {s["name"] for s in state["services"]}  # type: ignore[union-attr]
+    assert {"postgresql", "redis", "nats", "index", "api", "worker-1", "cron", "web"} <= names
+    ports = json.loads((data_dir / "ports.json").read_text())
+    acoustid.API_BASE_URL = f"http://127.0.0.1:{ports['api']}/v2/"
+    settings = load_settings(str(data_dir / "acoustid.conf"), environ={})
+    client_key, user_key = ensure_local_application(settings)
+
+    songs = {
+        name: fingerprint(write_chords(tmp_path / f"{name}.wav", seed=seed, seconds=40))
+        for seed, name in ((11, "a"), (12, "b"), (99, "unrelated"))
+    }
+    mbids = {name: str(uuid.uuid4()) for name in ("a", "b")}
+    response = acoustid.submit(
+        client_key,
+        user_key,
+        [
+            {"fingerprint": songs[n][0], "duration": songs[n][1], "mbid": mbids[n]}
+            for n in ("a", "b")
+        ],
+    )
+    assert response["status"] == "ok"
+    deadline = time.monotonic() + 60
+    while mbids["a"] not in lookup_mbids(client_key, songs["a"]) or mbids["b"] not in lookup_mbids(
+        client_key, songs["b"]
+    ):
+        assert time.monotonic() < deadline, "the worker did not import the submissions"
+        time.sleep(0.3)
+    assert lookup_mbids(client_key, songs["unrelated"]) == []
+
+    pids = [int(s["pid"]) for s in state["services"]]  # type: ignore[union-attr]
+    first.process.send_signal(signal.SIGTERM)
+    assert first.process.wait(timeout=60) == 0
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not any(port_open("127.0.0.1", port) for port in ports.values())
+    assert not (data_dir / STATE_FILE).exists()
+    assert not (data_dir / LOCK_FILE).exists()
+
+    second = Up(data_dir)
+    second.wait_ready()
+    assert ensure_local_application(settings) == (client_key, user_key)
+    assert mbids["a"] in lookup_mbids(client_key, songs["a"])
+    down = subprocess.run(
+        [sys.executable, "-m", "acoustid_stack", "down", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert down.returncode == 0, down.stderr
+    assert second.process.wait(timeout=30) == 0
+    assert read_state(data_dir) is None
+
+
+def test_status_and_down_without_a_running_stack_say_so(tmp_path: Path) -> None:
+    for command in ("status", "down"):
+        done = subprocess.run(
+            [sys.executable, "-m", "acoustid_stack", command, "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 1
+        assert "no acoustid-stack is running" in done.stderr
+        assert "Traceback" not in done.stderr
