@@ -29,6 +29,7 @@ SUITE = "bookworm"
 INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2"
 BRIDGE_SUBNET = "10.203.0"  # /24; .1 is the bridge (apt-cacher-ng), hosts from .11
 APT_CACHE_PORT = 3142
+HOST_PYTHON = "3.11.2"  # Debian 12's python3: the wheels for the hosts resolve against it
 TOOLS = {
     "debootstrap": "debootstrap",
     "systemd-nspawn": "systemd-container",
@@ -90,8 +91,14 @@ def debian_image() -> Path:
     build = CACHE_DIR / f"build-{os.getpid()}"
     try:
         run(
-            ["debootstrap", "--variant=minbase", f"--include={INCLUDE}", SUITE, str(build)]
-            + [host_mirror()],
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={INCLUDE}",
+                SUITE,
+                str(build),
+                host_mirror(),
+            ],
             timeout=600,
         )
         for deb in (build / "var/cache/apt/archives").glob("*.deb"):

@@ -54,7 +54,7 @@ class Recap:
 
 
 def build_wheels(out: Path, host_python: str) -> tuple[Path, Path]:
-    """(the app's wheel, a wheelhouse of its dependencies) for hosts running `host_python`.
+    """(the app's wheel, a tar of its dependencies' wheels) for hosts running `host_python`.
 
     The hosts have no index to install from. Dependencies resolve here, on this machine's
     Python; requirements whose markers hold only on the hosts' (e.g. `python_full_version <
@@ -62,20 +62,24 @@ def build_wheels(out: Path, host_python: str) -> tuple[Path, Path]:
     """
     dist, wheelhouse = out / "dist", out / "wheelhouse"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    quiet = {"check": True, "capture_output": True, "timeout": 600}
-    subprocess.run([*pip, "wheel", "-q", "--no-deps", "-w", str(dist), str(REPOSITORY)], **quiet)
+    _quiet([*pip, "wheel", "-q", "--no-deps", "-w", str(dist), str(REPOSITORY)])
     wheel = next(dist.glob("acoustid_stack-*.whl"))
-    subprocess.run([*pip, "wheel", "-q", "-w", str(wheelhouse), str(wheel)], **quiet)
+    _quiet([*pip, "wheel", "-q", "-w", str(wheelhouse), str(wheel)])
     (wheelhouse / wheel.name).unlink()
     environment = {"python_full_version": host_python, "python_version": host_python[:4]}
     for _ in range(5):
         missing = _unmet_requirements([wheel, *wheelhouse.glob("*.whl")], environment)
         if not missing:
-            return wheel, wheelhouse
-        subprocess.run(
-            [*pip, "download", "-q", "--no-deps", "-d", str(wheelhouse), *missing], **quiet
-        )
+            archive = out / "wheelhouse.tar"
+            names = sorted(p.name for p in wheelhouse.iterdir())
+            _quiet(["tar", "-cf", str(archive), "-C", str(wheelhouse), *names])
+            return wheel, archive
+        _quiet([*pip, "download", "-q", "--no-deps", "-d", str(wheelhouse), *missing])
     raise RuntimeError(f"dependencies for Python {host_python} did not converge")
+
+
+def _quiet(argv: list[str]) -> None:
+    subprocess.run(argv, check=True, capture_output=True, timeout=600)
 
 
 def _unmet_requirements(wheels: list[Path], environment: dict[str, str]) -> list[str]:
@@ -132,7 +136,9 @@ class Deployment:
             "acoustid_wheel": str(wheel),
             "acoustid_wheelhouse": str(wheelhouse),
             "ansible_ssh_private_key_file": str(self.fleet.key),
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+            "ansible_ssh_common_args": (
+                "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+            ),
             **(overrides or {}),
         }
         # Loaded after sizing.yml (alphabetical order), so the test's values win.
