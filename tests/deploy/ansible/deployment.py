@@ -20,9 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import acoustid
+import numpy as np
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from acoustid_stack.fingerprint import encode_fingerprint
 
 from .debian_hosts import Fleet
 
@@ -192,3 +196,43 @@ class Deployment:
         (self.directory / f"{playbook}.{int(start)}.log").write_text(output)
         changed = {m.group(1): int(m.group(3)) for m in RECAP.finditer(result.stdout)}
         return Recap(result.returncode, output, time.monotonic() - start, changed)
+
+
+def create_api_keys(fleet: Fleet, primary: str) -> tuple[str, str]:
+    """(client key, user key) of a new application, written on the PostgreSQL primary."""
+    client_key, user_key = secrets.token_hex(5), secrets.token_hex(5)
+    sql = (
+        "WITH a AS (INSERT INTO account (name, apikey) "
+        f"VALUES ('deploy test', '{user_key}') RETURNING id) "
+        "INSERT INTO application (name, version, apikey, account_id) "
+        f"SELECT 'deploy test', '1', '{client_key}', id FROM a"
+    )
+    fleet.ssh(primary, f'runuser -u postgres -- psql -XAtq -d acoustid_app -c "{sql}"')
+    return client_key, user_key
+
+
+def random_fingerprint(seed: int) -> str:
+    """A compressed fingerprint of 1000 random hashes (the import needs 80 distinct)."""
+    hashes = np.random.default_rng(seed).integers(0, 2**32, size=1000, dtype=np.uint32)
+    return encode_fingerprint(hashes)
+
+
+def wait_for_lookup(
+    api_url: str, client_key: str, fingerprint: str, duration: int, *, seconds: float
+) -> list[tuple[float, str, str | None, str | None]]:
+    """pyacoustid lookups (1 per second, under the api's rate limit) until one matches."""
+    acoustid.API_BASE_URL = f"{api_url}/v2/"
+    deadline = time.monotonic() + seconds
+    while True:
+        response = acoustid.lookup(client_key, fingerprint, duration)
+        matches = list(acoustid.parse_lookup_result(response))
+        if matches or time.monotonic() > deadline:
+            return matches
+        time.sleep(1)
+
+
+def http_status(fleet: Fleet, host: str, url: str) -> str:
+    """The HTTP status of GET url, fetched on `host` (the firewall admits only inventory hosts)."""
+    return fleet.ssh(
+        host, f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 {url}", check=False
+    )
