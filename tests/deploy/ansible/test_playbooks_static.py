@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -14,6 +16,18 @@ from acoustid_stack import sizing
 from acoustid_stack.sizing_commands import render_export
 
 from .deployment import PLAYBOOKS
+
+
+def _load_filter_plugin() -> ModuleType:
+    path = PLAYBOOKS / "filter_plugins/index_shards.py"
+    spec = importlib.util.spec_from_file_location("index_shards", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+index_shard_layout = _load_filter_plugin().index_shard_layout
 
 pytestmark = pytest.mark.deploy
 
@@ -60,13 +74,31 @@ def test_ansible_lint_production_profile_is_clean(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
 
-@pytest.mark.parametrize("playbook", PLAYBOOK_FILES)
 @pytest.mark.parametrize("inventory", sorted(INVENTORY_PROFILES))
-def test_playbook_passes_syntax_check(playbook: str, inventory: str, tmp_path: Path) -> None:
+def test_every_playbook_passes_syntax_check(inventory: str, tmp_path: Path) -> None:
     result = ansible(
-        ["ansible-playbook", "--syntax-check", "-i", f"inventories/{inventory}", playbook], tmp_path
+        ["ansible-playbook", "--syntax-check", "-i", f"inventories/{inventory}", *PLAYBOOK_FILES],
+        tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("playbook: ") == len(PLAYBOOK_FILES)
+
+
+def test_index_shards_go_one_per_host_then_to_further_ports() -> None:
+    layout = index_shard_layout(["a", "b"], 5, 6081)
+    assert [(s["host"], s["port"]) for s in layout] == [
+        ("a", 6081),
+        ("b", 6081),
+        ("a", 6082),
+        ("b", 6082),
+        ("a", 6083),
+    ]
+    assert [s["shard"] for s in layout] == [0, 1, 2, 3, 4]
+
+
+def test_an_empty_index_group_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="index group has no hosts"):
+        index_shard_layout([], 2, 6081)
 
 
 @pytest.mark.parametrize(("inventory", "profile"), sorted(INVENTORY_PROFILES.items()))
