@@ -21,7 +21,8 @@ from .deployment import PLAYBOOKS
 def _load_filter_plugin() -> ModuleType:
     path = PLAYBOOKS / "filter_plugins/index_shards.py"
     spec = importlib.util.spec_from_file_location("index_shards", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
