@@ -19,11 +19,14 @@ from acoustid_stack.errors import UserError
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
+    "backup": "acoustid_stack.ops.commands:backup",
     "config": "acoustid_stack.config_commands:config",
     "db": "acoustid_stack.db.commands:db",
     "down": "acoustid_stack.local.commands:down",
+    "drill": "acoustid_stack.ops.drills.commands:drill",
     "fingerprint": "acoustid_stack.fingerprint.commands:fingerprint",
     "index": "acoustid_stack.index.commands:index",
+    "restore": "acoustid_stack.ops.commands:restore",
     "run": "acoustid_stack.run_commands:run",
     "sizing": "acoustid_stack.sizing_commands:sizing",
     "status": "acoustid_stack.local.commands:status",

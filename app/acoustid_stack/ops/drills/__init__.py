@@ -1,0 +1,1 @@
+"""Drills: inject a fault into a throwaway local stack, follow the runbook, measure RTO and RPO."""

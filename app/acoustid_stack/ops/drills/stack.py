@@ -1,0 +1,337 @@
+"""The stack a drill breaks: PostgreSQL primary + streaming replica archiving WAL to a
+pgBackRest repository, Redis with AOF, a 3-node NATS JetStream cluster (stream R3), two
+index shards, api, two workers and cron — all in one throwaway data folder.
+
+The drill is the service manager here (systemd's role on hosts): it starts, stops and kills
+processes. Everything an operator does is an `acoustid-stack` command (see runbooks/);
+only process starts and stops are done by this class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import configparser
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import httpx
+
+from acoustid_stack.config import Settings, load_settings
+from acoustid_stack.db.migrate import upgrade
+from acoustid_stack.errors import UserError
+from acoustid_stack.local.bootstrap import ensure_local_application
+from acoustid_stack.local.process import ManagedProcess, free_port, port_open, run_as
+from acoustid_stack.local.servers import (
+    LOOPBACK,
+    _chown_tree,
+    _grant_traversal,
+    _unprivileged_user,
+    nats_process,
+    postgres_binary,
+    postgres_process,
+    redis_process,
+)
+from acoustid_stack.local.stack import Layout, write_config
+from acoustid_stack.ops.layout import BackupRepository, StackFiles
+from acoustid_stack.ops.pgbackrest import Cluster, PgBackRest
+from acoustid_stack.submissions.stream import connect_nats, ensure_stream
+
+logger = logging.getLogger(__name__)
+
+NATS_NODES = 3
+INDEX_SHARDS = 2
+WORKERS = 2
+#: Short enough for an RPO well under the 60 s target on a quiet cluster (hosts: 30 s).
+ARCHIVE_TIMEOUT = "10s"
+RESTARTS = 3
+APP_SERVICES = ("api", *(f"worker-{i}" for i in range(1, WORKERS + 1)), "cron")
+INDEX_SERVICES = tuple(f"index-{i}" for i in range(1, INDEX_SHARDS + 1))
+NATS_SERVICES = tuple(f"nats-{i}" for i in range(1, NATS_NODES + 1))
+PORT_NAMES = (
+    "postgresql",
+    "postgresql-replica",
+    "redis",
+    *NATS_SERVICES,
+    *(f"{n}-cluster" for n in NATS_SERVICES),
+    *INDEX_SERVICES,
+    "api",
+    "web",
+)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class DrillStack:
+    """Create with `DrillStack(root)`, then `start()`; `close()` stops every process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        # PostgreSQL runs as an unprivileged user when we are root and must reach its folders
+        self.root.chmod(0o755)
+        _grant_traversal(self.root)
+        self.files = StackFiles(self.root)
+        self.repo = BackupRepository(self.root / "backup")
+        if not self.files.ports_file.exists():
+            self.files.save_ports({name: free_port() for name in PORT_NAMES})
+        self.ports = self.files.ports()
+        self.processes: dict[str, ManagedProcess] = {}
+        self.client_key = ""
+        self.user_key = ""
+        self._write_config()
+
+    # ---- configuration -----------------------------------------------------------------
+
+    def _write_config(self) -> None:
+        ports = {
+            "postgresql": self.ports["postgresql"],
+            "redis": self.ports["redis"],
+            "nats": self.ports["nats-1"],
+            "index": self.ports["index-1"],
+            "api": self.ports["api"],
+            "web": self.ports["web"],
+        }
+        write_config(Layout(self.root), ports, database_prefix="acoustid")
+        ini = configparser.ConfigParser(interpolation=None)
+        ini.read(self.files.config)
+        ini["nats"]["servers"] = ",".join(
+            f"nats://{LOOPBACK}:{self.ports[n]}" for n in NATS_SERVICES
+        )
+        ini["nats"]["replicas"] = str(NATS_NODES)
+        ini["index"]["shards"] = ",".join(
+            f"http://{LOOPBACK}:{self.ports[n]}" for n in INDEX_SERVICES
+        )
+        with self.files.config.open("w") as handle:
+            ini.write(handle)
+
+    @property
+    def settings(self) -> Settings:
+        """Settings as the app reads them now (a failover rewrites the config)."""
+        return load_settings(str(self.files.config))
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports['api']}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        import os  # noqa: PLC0415 - only the child environment needs it
+
+        return {**os.environ, "ACOUSTID_CONFIG": str(self.files.config)}
+
+    # ---- process factories -------------------------------------------------------------
+
+    def _postgres(self, name: str) -> ManagedProcess:
+        data = self.files.server_dir(name)
+        process, _ = postgres_process(
+            data, self.ports[name], log_path=self.files.logs / f"{name}.log"
+        )
+        # the replica and restored copies must not put their socket in another cluster's folder
+        process.argv += ["-c", f"unix_socket_directories={data}"]
+        return process
+
+    def _make(self, name: str) -> ManagedProcess:
+        log = self.files.logs / f"{name}.log"
+        if name.startswith("postgresql"):
+            return self._postgres(name)
+        if name == "redis":
+            args = ["--appendonly", "yes", "--appendfsync", "everysec"]
+            return redis_process(
+                self.files.server_dir(name), self.ports[name], log_path=log, extra_args=args
+            )[0]
+        if name in NATS_SERVICES:
+            others = [self.ports[f"{n}-cluster"] for n in NATS_SERVICES if n != name]
+            return nats_process(
+                self.files.server_dir(name),
+                self.ports[name],
+                log_path=log,
+                server_name=name,
+                cluster_port=self.ports[f"{name}-cluster"],
+                routes=others,
+            )[0]
+        if name in INDEX_SERVICES:
+            argv = ["run", "index", "--dir", str(self.files.server_dir(name))]
+            argv += ["--port", str(self.ports[name]), "--create", "fingerprints"]
+            return self._app(name, argv, health=f"http://{LOOPBACK}:{self.ports[name]}/_health")
+        if name == "api":
+            return self._app(
+                name, ["run", "api", "--workers", "1"], health=f"{self.api_url}/_health"
+            )
+        if name.startswith("worker-"):
+            return self._app(name, ["run", "worker"])
+        if name == "cron":
+            return self._app(name, ["run", "cron"])
+        raise UserError(f"the drill stack has no service {name!r}")
+
+    def _app(self, name: str, args: list[str], *, health: str | None = None) -> ManagedProcess:
+        ready: Callable[[], bool] = (lambda: _http_ok(health)) if health else (lambda: True)
+        return ManagedProcess(
+            name=name,
+            argv=[sys.executable, "-m", "acoustid_stack", *args],
+            log_path=self.files.logs / f"{name}.log",
+            ready=ready,
+            env=self.env,
+        )
+
+    # ---- service manager ---------------------------------------------------------------
+
+    def start_service(self, name: str) -> None:
+        self.start_services([name])
+
+    def start_services(self, names: Iterable[str]) -> None:
+        """Start several at once and wait for all (app processes take seconds to import).
+
+        Like systemd's Restart=on-failure, a process that dies during start-up is started
+        again (up to RESTARTS times): a worker may start before its R3 consumer has a leader.
+        """
+        started = []
+        for name in names:
+            process = self._make(name)
+            self.processes[name] = process
+            process.start()
+            started.append(process)
+        for process in started:
+            for attempt in range(RESTARTS + 1):
+                try:
+                    process.wait_ready(90.0)
+                    break
+                except UserError:
+                    if attempt == RESTARTS:
+                        raise
+                    logger.warning("%s failed to start; starting it again", process.name)
+                    process.stop()
+                    time.sleep(1.0)
+                    process.start()
+
+    def stop_services(self, names: Iterable[str]) -> None:
+        for name in names:
+            process = self.processes.pop(name, None)
+            if process is not None:
+                process.stop()
+
+    def kill(self, name: str) -> None:
+        """kill -9, as a crashed host would."""
+        process = self.processes.pop(name, None)
+        if process is not None:
+            process.kill()
+
+    def wipe(self, name: str) -> None:
+        """Delete a server's data folder, as a lost disk would."""
+        shutil.rmtree(self.files.server_dir(name), ignore_errors=True)
+
+    def close(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.stop_services([name])
+
+    # ---- building it -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Primary with WAL archiving, first full backup, replica, Redis, NATS, migrations,
+        then the index shards and the app."""
+        primary = self.files.server_dir("postgresql")
+        pgbackrest = PgBackRest.configure(
+            self.repo.pgbackrest_config,
+            self.repo.pgbackrest_repo,
+            Cluster(primary, self.ports["postgresql"]),
+        )
+        archiving = {
+            "archive_mode": "on",
+            "archive_command": pgbackrest.archive_command(),
+            "archive_timeout": ARCHIVE_TIMEOUT,
+            "wal_keep_size": "256MB",
+            "hot_standby": "on",
+        }
+        from acoustid_stack.local.servers import init_postgres  # noqa: PLC0415
+
+        init_postgres(primary, settings=archiving)
+        self.start_services(["postgresql", "redis", *NATS_SERVICES])
+        settings = self.settings
+        self.wait_for_jetstream()
+        for _ in upgrade(settings.database):
+            pass
+        self.client_key, self.user_key = ensure_local_application(settings)
+        pgbackrest.stanza_create()
+        pgbackrest.backup("full")
+        self.clone_replica()
+        self.start_services(INDEX_SERVICES)
+        self.start_services(APP_SERVICES)
+
+    def wait_for_jetstream(self, timeout: float = 30.0) -> None:
+        """Until the cluster has elected its JetStream leader and holds the R3 stream; the
+        api and workers fail at start before that."""
+        settings = self.settings
+
+        async def ready() -> bool:
+            try:
+                nc = await connect_nats(settings.nats)
+            except Exception:  # not reachable yet
+                return False
+            try:
+                await ensure_stream(nc.jetstream(), settings.nats)
+                return True
+            except Exception:  # no JetStream leader yet
+                return False
+            finally:
+                await nc.close()
+
+        self.wait_for(lambda: asyncio.run(ready()), "a JetStream leader", timeout)
+
+    def clone_replica(self) -> None:
+        """pg_basebackup -R from the primary into postgresql-replica, then start it."""
+        target = self.files.server_dir("postgresql-replica")
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        target.chmod(0o700)
+        user = _unprivileged_user()
+        if user:
+            _chown_tree(target, user)
+        # from the same installation as the server: /usr/bin's wrapper may pick another version
+        server = postgres_binary("postgres", beside=self.root, prefer_pip=False)
+        basebackup = server.with_name("pg_basebackup")
+        result = subprocess.run(
+            [
+                str(basebackup),
+                "-h",
+                LOOPBACK,
+                "-p",
+                str(self.ports["postgresql"]),
+                "-U",
+                "postgres",
+                "-D",
+                str(target),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            **run_as(user),
+        )
+        if result.returncode != 0:
+            raise UserError(f"pg_basebackup failed: {result.stderr.strip()}")
+        self.start_service("postgresql-replica")
+
+    def wait_for(self, check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.2)
+        raise UserError(f"drill: {what} not reached within {timeout:.0f} s")
+
+    def nats_up(self, name: str) -> bool:
+        return port_open(LOOPBACK, self.ports[name])

@@ -1,0 +1,76 @@
+"""JetStream recovery: recreate the stream and re-publish every pending submission.
+
+Why no stream snapshot: the SUBMISSIONS stream is a work queue whose messages only say
+"import submission N", and the ingest database already knows every pending N (DESIGN.md
+§2: the row is the truth, NATS is the doorbell). A snapshot would be older than the
+database and re-deliver imports already done; re-publishing from `pending_submission` is
+always exact, needs no backup storage and also covers messages lost after the snapshot.
+On a 3-node cluster the stream is R3, so one lost node loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+
+from acoustid_stack.config import Settings
+from acoustid_stack.submissions.stream import (
+    MSG_ID_HEADER,
+    connect_nats,
+    ensure_stream,
+    submission_subject,
+)
+
+PUBLISH_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Republished:
+    pending: int
+    republished: int
+    replicas: int
+    current_replicas: int
+
+
+def republish_pending(settings: Settings) -> Republished:
+    """Ensure the stream exists, then publish every pending submission that has no message
+    in it (of any age: the cron outbox waits a minute, a restore should not)."""
+    return asyncio.run(_republish_pending(settings))
+
+
+async def _republish_pending(settings: Settings) -> Republished:
+    with psycopg.connect(settings.database.get("ingest").conninfo()) as conn:
+        pending = [int(r[0]) for r in conn.execute("SELECT id FROM pending_submission ORDER BY id")]
+    nc = await connect_nats(settings.nats)
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, settings.nats)
+        info = await js.stream_info(
+            settings.nats.stream, subjects_filter=f"{settings.nats.subject_prefix}.>"
+        )
+        queued = set((info.state.subjects or {}).keys())
+        lost = [i for i in pending if submission_subject(settings.nats, i) not in queued]
+        # a fresh message id: the old one may still sit in the duplicate window of a stream
+        # whose message was acked by an import that the restore rolled back
+        epoch = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        for start in range(0, len(lost), PUBLISH_BATCH):
+            await asyncio.gather(
+                *(
+                    js.publish(
+                        submission_subject(settings.nats, i),
+                        str(i).encode(),
+                        stream=settings.nats.stream,
+                        headers={MSG_ID_HEADER: f"{i}.restore.{epoch}"},
+                    )
+                    for i in lost[start : start + PUBLISH_BATCH]
+                )
+            )
+        info = await js.stream_info(settings.nats.stream)
+        cluster = info.cluster
+        current = 1 + sum(1 for r in (cluster.replicas or []) if r.current) if cluster else 1
+        return Republished(len(pending), len(lost), info.config.num_replicas or 1, current)
+    finally:
+        await nc.close()

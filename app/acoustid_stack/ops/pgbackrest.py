@@ -1,0 +1,151 @@
+"""pgBackRest (Debian package `pgbackrest`): base backups, WAL archive, point-in-time restore.
+
+pgBackRest runs as the user that owns the PostgreSQL data (`postgres` when we are root),
+with its lock and log folders inside the repository folder so nothing outside it is touched.
+Debian 12's pgBackRest 2.45 supports PostgreSQL up to 15: local clusters use Debian's
+PostgreSQL, not the pip one.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from acoustid_stack.errors import UserError
+from acoustid_stack.local.process import run_as
+from acoustid_stack.local.servers import _chown_tree, _grant_traversal, _unprivileged_user
+
+STANZA = "acoustid"
+TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The PostgreSQL cluster pgBackRest backs up: its data folder and port (socket = data)."""
+
+    data_dir: Path
+    port: int
+
+
+class PgBackRest:
+    """One stanza in one repository, described by a pgbackrest.conf we write."""
+
+    def __init__(self, config: Path, *, stanza: str = STANZA) -> None:
+        self.config = config
+        self.stanza = stanza
+        self.user = _unprivileged_user()
+
+    @classmethod
+    def configure(
+        cls, config: Path, repo: Path, cluster: Cluster, *, stanza: str = STANZA
+    ) -> PgBackRest:
+        """Write (or rewrite, e.g. after a failover) the configuration for `cluster`."""
+        if shutil.which("pgbackrest") is None:
+            raise UserError("pgbackrest is not installed; apt-get install pgbackrest")
+        repo.mkdir(parents=True, exist_ok=True)
+        ini = configparser.ConfigParser(interpolation=None)
+        ini["global"] = {
+            "repo1-path": str(repo),
+            # pgBackRest expires base backups and the WAL they need; other kinds use
+            # ops.retention
+            "repo1-retention-full": "2",
+            "lock-path": str(repo / "lock"),
+            "log-path": str(repo / "log"),
+            "log-level-console": "warn",
+            "log-level-file": "info",
+            "start-fast": "y",
+            "compress-type": "lz4",
+            "archive-timeout": "60",
+        }
+        ini[stanza] = {
+            "pg1-path": str(cluster.data_dir),
+            "pg1-port": str(cluster.port),
+            "pg1-socket-path": str(cluster.data_dir),
+            "pg1-user": "postgres",
+        }
+        with config.open("w") as handle:
+            ini.write(handle)
+        tool = cls(config, stanza=stanza)
+        if tool.user:
+            _grant_traversal(repo)
+            _chown_tree(repo, tool.user)
+        return tool
+
+    def cluster(self) -> Cluster:
+        ini = configparser.ConfigParser(interpolation=None)
+        if not ini.read(self.config):
+            raise UserError(f"{self.config} is missing; the stack has no pgBackRest repository")
+        section = ini[self.stanza]
+        return Cluster(Path(section["pg1-path"]), int(section["pg1-port"]))
+
+    def archive_command(self) -> str:
+        """PostgreSQL's archive_command: push each finished WAL file to the repository."""
+        return f"pgbackrest --config={self.config} --stanza={self.stanza} archive-push %p"
+
+    def run(self, *args: str, timeout: float = TIMEOUT) -> str:
+        """Run one pgbackrest command; its stdout, or a UserError quoting its error."""
+        argv = ["pgbackrest", f"--config={self.config}", f"--stanza={self.stanza}", *args]
+        try:
+            result = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+                cwd="/",
+                env={**os.environ, "PGBACKREST_CONFIG": str(self.config)},
+                **run_as(self.user),
+            )
+        except subprocess.TimeoutExpired:
+            raise UserError(
+                f"pgbackrest {args[-1]} did not finish within {timeout:.0f} s"
+            ) from None
+        if result.returncode != 0:
+            message = (result.stderr.strip() or result.stdout.strip()).splitlines()
+            raise UserError(f"pgbackrest {' '.join(args)} failed: {' '.join(message[-3:])}")
+        return str(result.stdout)
+
+    def stanza_create(self) -> None:
+        self.run("stanza-create")
+
+    def backup(self, kind: str = "full") -> None:
+        if kind not in ("full", "diff", "incr"):
+            raise UserError(f"backup type must be full, diff or incr, not {kind!r}")
+        self.run(f"--type={kind}", "backup")
+
+    def info(self) -> dict[str, Any]:
+        """The stanza's entry of `pgbackrest info --output=json` (backups, archive range)."""
+        entries: list[dict[str, Any]] = json.loads(self.run("--output=json", "info"))
+        for entry in entries:
+            if entry.get("name") == self.stanza:
+                return entry
+        return {"name": self.stanza, "backup": [], "archive": []}
+
+    def restore(
+        self, data_dir: Path, *, target_time: str | None = None, archive: bool = True
+    ) -> None:
+        """Restore the latest backup into `data_dir` (emptied first) and set recovery up.
+
+        Without `target_time` recovery replays every archived WAL file; with it, it stops
+        at that time and promotes. `archive=False` turns archiving off in the copy (a
+        scratch copy must never push WAL into the production repository).
+        """
+        if data_dir.exists():
+            shutil.rmtree(data_dir)
+        data_dir.mkdir(parents=True)
+        data_dir.chmod(0o700)
+        if self.user:
+            _grant_traversal(data_dir)
+            _chown_tree(data_dir, self.user)
+        args = [f"--pg1-path={data_dir}"]
+        if target_time:
+            args += ["--type=time", f"--target={target_time}", "--target-action=promote"]
+        if not archive:
+            args.append("--archive-mode=off")
+        self.run(*args, "restore")

@@ -1,0 +1,200 @@
+"""Bring a stack back: promote the replica, restore PostgreSQL (to a time), Redis, catch the
+index up from the database, re-publish pending submissions to JetStream.
+
+Each function is one runbook step; the process starts and stops around them belong to the
+service manager (systemd on hosts, the drill locally).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import configparser
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+from acoustid_stack.config import Settings
+from acoustid_stack.errors import UserError
+from acoustid_stack.local.endpoints import PostgresEndpoint
+from acoustid_stack.local.process import port_open
+from acoustid_stack.local.servers import LOOPBACK
+from acoustid_stack.ops.backups import meta
+from acoustid_stack.ops.layout import BackupRepository, StackFiles
+from acoustid_stack.ops.pgbackrest import Cluster, PgBackRest
+
+PROMOTE_TIMEOUT = 60
+#: Submission ids handed out after a restore point may be in clients' hands and in
+#: JetStream's duplicate window (5 min): a new submission reusing one would be dropped as
+#: a duplicate. Skipping this many ids makes every later id new.
+ID_GAP = 1_000_000
+#: Index snapshots and the changelog are written by different clocks and transactions:
+#: catch up from a little before the snapshot. Re-inserting a document is harmless.
+CATCH_UP_MARGIN = timedelta(minutes=2)
+CATCH_UP_BATCH = 500
+
+
+def failover(files: StackFiles, repo: BackupRepository) -> Cluster:
+    """Promote the streaming replica and point the app config and pgBackRest at it."""
+    pgbackrest = PgBackRest(repo.pgbackrest_config)
+    old = pgbackrest.cluster()
+    ports = files.ports()
+    candidates = [
+        name
+        for name in ("postgresql", "postgresql-replica")
+        if name in ports and files.server_dir(name) != old.data_dir
+    ]
+    if not candidates:
+        raise UserError(f"{files.root} has no PostgreSQL replica to promote")
+    name = candidates[0]
+    replica = PostgresEndpoint(LOOPBACK, ports[name])
+    try:
+        with psycopg.connect(replica.conninfo(), autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            if row and row[0]:
+                conn.execute("SELECT pg_promote(true, %s)", (PROMOTE_TIMEOUT,))
+    except psycopg.OperationalError as exc:
+        raise UserError(f"the replica {name} at port {ports[name]} does not answer: {exc}") from exc
+    new = Cluster(files.server_dir(name), ports[name])
+    PgBackRest.configure(repo.pgbackrest_config, repo.pgbackrest_repo, new)
+    set_database_port(files.config, new.port)
+    return new
+
+
+def set_database_port(config: Path, port: int) -> None:
+    """Point `[database] port` of acoustid.conf at the new primary; the app reads it at start."""
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(config)
+    ini["database"]["port"] = str(port)
+    with config.open("w") as handle:
+        ini.write(handle)
+
+
+def restore_postgresql(repo: BackupRepository, *, target_time: str | None) -> Cluster:
+    """Replace the primary's data folder by the latest base backup + archived WAL, replayed
+    to `target_time` (or to the end of the archive). PostgreSQL must be stopped."""
+    pgbackrest = PgBackRest(repo.pgbackrest_config)
+    cluster = pgbackrest.cluster()
+    if port_open(LOOPBACK, cluster.port):
+        raise UserError(
+            f"PostgreSQL still listens on port {cluster.port}; stop it before restoring "
+            f"into {cluster.data_dir}"
+        )
+    if target_time is not None:
+        try:
+            datetime.fromisoformat(target_time)
+        except ValueError:
+            raise UserError(
+                f"--time {target_time!r} is not a timestamp like 2025-01-31 12:00:00+00:00"
+            ) from None
+    pgbackrest.restore(cluster.data_dir, target_time=target_time)
+    return cluster
+
+
+def advance_submission_ids(settings: Settings, gap: int = ID_GAP) -> int:
+    """Move the submission id sequence `gap` ids ahead; the next id it will hand out."""
+    with psycopg.connect(settings.database.get("ingest").conninfo(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT setval(pg_get_serial_sequence('submission', 'id'), "
+            "(SELECT GREATEST(last_value, (SELECT COALESCE(max(id), 0) FROM submission)) "
+            "FROM submission_id_seq) + %s)",
+            (gap,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0]) + 1
+
+
+def wait_writable(settings: Settings, timeout: float = 60.0) -> None:
+    """Wait until the configured PostgreSQL accepts writes (recovery done, promoted)."""
+    conninfo = settings.database.get("ingest").conninfo()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(conninfo, connect_timeout=2) as conn:
+                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                if row and not row[0]:
+                    return
+        except psycopg.OperationalError:
+            pass
+        time.sleep(0.2)
+    raise UserError(f"PostgreSQL did not accept writes within {timeout:.0f} s; see its log")
+
+
+def restore_redis(repo: BackupRepository, redis_dir: Path, redis_port: int) -> Path:
+    """Copy the latest RDB + AOF backup into `redis_dir` (Redis must be stopped)."""
+    if port_open(LOOPBACK, redis_port):
+        raise UserError(f"Redis still listens on port {redis_port}; stop it before restoring")
+    backup = repo.latest("redis")
+    if redis_dir.exists():
+        shutil.rmtree(redis_dir)
+    redis_dir.mkdir(parents=True)
+    shutil.copy2(backup / "dump.rdb", redis_dir / "dump.rdb")
+    if (backup / "appendonlydir").is_dir():
+        shutil.copytree(backup / "appendonlydir", redis_dir / "appendonlydir")
+    return backup
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    since: datetime
+    inserted: int
+    deleted: int
+
+
+def index_catch_up(settings: Settings, since: datetime, *, shard: str | None = None) -> CatchUp:
+    """Re-apply every fingerprint change recorded in `fpindex_changelog` since `since` (minus
+    a margin) to the index: insert current query terms, delete removed fingerprints.
+
+    With `shard` (a URL of [index] shards), only the documents that shard owns.
+    """
+    return asyncio.run(_index_catch_up(settings, since - CATCH_UP_MARGIN, shard))
+
+
+async def _index_catch_up(settings: Settings, since: datetime, shard: str | None) -> CatchUp:
+    from acoustid_stack.fingerprint.query import extract_query  # noqa: PLC0415
+    from acoustid_stack.index.client import ShardedIndexClient  # noqa: PLC0415
+    from acoustid_stack.index.interfaces import Change, Delete, Insert  # noqa: PLC0415
+
+    client = ShardedIndexClient.from_settings(settings)
+    client.timeout = 30.0
+    inserted = deleted = 0
+    target = settings.database.get("fingerprint")
+    try:
+        async with await psycopg.AsyncConnection.connect(target.conninfo()) as conn:
+            cursor = await conn.execute(
+                "SELECT DISTINCT c.fingerprint_id, f.fingerprint FROM fpindex_changelog c "
+                "LEFT JOIN fingerprint f ON f.id = c.fingerprint_id "
+                "WHERE c.created >= %s ORDER BY c.fingerprint_id",
+                (since,),
+            )
+            while rows := await cursor.fetchmany(CATCH_UP_BATCH):
+                if shard is not None:
+                    owners = client.ring.owner_indexes([row[0] for row in rows])
+                    rows = [
+                        r
+                        for r, o in zip(rows, owners, strict=True)
+                        if client.ring.shards[int(o)] == shard.rstrip("/")
+                    ]
+                changes: list[Change] = []
+                for fingerprint_id, hashes in rows:
+                    if hashes is None:
+                        changes.append(Delete(int(fingerprint_id)))
+                        deleted += 1
+                    else:
+                        terms = extract_query(hashes).view(np.uint32)
+                        changes.append(Insert(int(fingerprint_id), terms))
+                        inserted += 1
+                if changes:
+                    await client.update(changes)
+    finally:
+        await client.close()
+    return CatchUp(since, inserted, deleted)
+
+
+def snapshot_time(repo: BackupRepository, shard_name: str) -> datetime:
+    """When the latest snapshot of `shard_name` (e.g. index-2) was taken."""
+    return datetime.fromisoformat(meta(repo.latest(shard_name))["taken_at"])
