@@ -287,6 +287,10 @@ class Fleet:
             wait_for_ssh(self, host, timeout=60)
 
     def __exit__(self, *exc: object) -> None:
+        # Signal every host first so they shut down in parallel, then wait for each.
+        for host in self.hosts.values():
+            if host.process is not None and host.process.poll() is None:
+                host.process.send_signal(signal.SIGTERM)
         for host in self.hosts.values():
             with contextlib.suppress(Exception):
                 host.shutdown()

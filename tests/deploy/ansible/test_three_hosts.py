@@ -8,6 +8,7 @@ node3: NATS, api, worker, cron
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +27,17 @@ from .deployment import (
     wait_for_lookup,
 )
 
-pytestmark = [pytest.mark.deploy, pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [
+    pytest.mark.deploy,
+    pytest.mark.slow,
+    pytest.mark.timeout(1200),
+    # ≈ 7.5 min on 2 cores (first converge ≈ 4.5 min): over the CI budget for real hosts,
+    # where the single-host run (≈ 3 min) stands in. Opt in to run it.
+    pytest.mark.skipif(
+        os.environ.get("ACOUSTID_TEST_THREE_HOSTS") != "1",
+        reason="three-host run takes ≈ 7.5 min; set ACOUSTID_TEST_THREE_HOSTS=1",
+    ),
+]
 
 GROUPS = {
     "postgresql_primary": ["node1"],
