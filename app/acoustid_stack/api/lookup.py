@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -100,13 +101,16 @@ class LookupHandler:
         hits = sum(1 for matches in searches if matches)
         self._metrics.lookup_searches.inc(len(searches))
         self._metrics.lookup_matches.inc(hits)
-        await self._stats.record(
-            application_id=call.application_id,
-            hit=any(found for found in per_query),
-            user_agent=call.client.user_agent,
-            ip=call.client.ip,
+        # counting (Redis) and metadata (database) are independent: wait for both at once
+        _, results = await asyncio.gather(
+            self._stats.record(
+                application_id=call.application_id,
+                hit=any(found for found in per_query),
+                user_agent=call.client.user_agent,
+                ip=call.client.ip,
+            ),
+            self._with_metadata(call.meta, per_query),
         )
-        results = await self._with_metadata(call.meta, per_query)
         if not call.batch:
             return {"results": results[0]}
         return {
@@ -131,9 +135,14 @@ class LookupHandler:
             )
         except FpindexError as exc:
             raise errors.service_unavailable() from exc
-        tracks = await self._catalog.track_gids({match.track_id for match in matches})
+        # stores that resolve tracks already did (DatabaseCandidates); others are asked here
+        unresolved = {match.track_id for match in matches if match.track_gid is None}
+        tracks = await self._catalog.track_gids(unresolved)
         best: dict[int, tuple[uuid.UUID, float]] = {}
         for match in matches:  # best first, so the first match of a track is its best
+            if match.track_gid is not None:
+                best.setdefault(match.track_id, (match.track_gid, match.score))
+                continue
             current = tracks.get(match.track_id)  # None: the track was deleted meanwhile
             if current is not None:
                 best.setdefault(current[0], (current[1], match.score))

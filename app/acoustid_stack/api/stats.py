@@ -24,15 +24,18 @@ class LookupStats:
     async def record(self, *, application_id: int, hit: bool, user_agent: str, ip: str) -> None:
         """Count one lookup request (a hit when any of its searches found a track)."""
         try:
-            await record_lookup(
-                self._redis, key_prefix=self._prefix, application_id=application_id, hit=hit
-            )
-            await record_user_agent(
-                self._redis,
-                key_prefix=self._prefix,
-                application_id=application_id,
-                user_agent=user_agent,
-                ip=ip,
-            )
+            # one round trip: the pipeline queues both increments (it is a Redis client too)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await record_lookup(
+                    pipe, key_prefix=self._prefix, application_id=application_id, hit=hit
+                )
+                await record_user_agent(
+                    pipe,
+                    key_prefix=self._prefix,
+                    application_id=application_id,
+                    user_agent=user_agent,
+                    ip=ip,
+                )
+                await pipe.execute()
         except RedisError as exc:
             logger.warning("lookup statistics not counted, Redis failed: %s", exc)

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from acoustid_stack.db.schema.fingerprint import fingerprint
+from acoustid_stack.db.schema.fingerprint import fingerprint, track
 from acoustid_stack.fingerprint.hashes import Int32Array
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A stored fingerprint: its id, track, length in seconds and hashes (int32)."""
+    """A stored fingerprint: its id, track, length in seconds and hashes (int32).
+
+    `track_gid` is set by stores that resolve the track for lookups (then `track_id` is the
+    track the fingerprint stands for now: a merged track points onward); None otherwise.
+    """
 
     id: int
     track_id: int
     length: int
     hashes: Int32Array
+    track_gid: uuid.UUID | None = None
 
 
 class CandidateStore(Protocol):
@@ -33,7 +39,8 @@ class CandidateStore(Protocol):
 
 
 class DatabaseCandidates:
-    """Candidates read from the fingerprint database, one pooled connection per call."""
+    """Candidates for lookups, read from the fingerprint database with their current track
+    (id and gid, merges followed) in the same query; one pooled connection per call."""
 
     def __init__(self, *, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -43,10 +50,28 @@ class DatabaseCandidates:
     ) -> list[Candidate]:
         if not ids:
             return []
-        async with self._engine.connect() as connection:
-            return await load_candidates(
-                connection, ids, min_length=min_length, max_length=max_length
+        merged = track.alias("merged")
+        statement = (
+            select(
+                fingerprint.c.id,
+                fingerprint.c.length,
+                fingerprint.c.fingerprint,
+                func.coalesce(merged.c.id, track.c.id).label("track_id"),
+                func.coalesce(merged.c.gid, track.c.gid).label("track_gid"),
             )
+            .join(track, track.c.id == fingerprint.c.track_id)
+            .outerjoin(merged, merged.c.id == track.c.new_id)
+            .where(
+                fingerprint.c.id.in_(list(ids)),
+                fingerprint.c.length.between(min_length, max_length),
+            )
+        )
+        async with self._engine.connect() as connection:
+            result = await connection.execute(statement)
+            return [
+                Candidate(row.id, row.track_id, row.length, _hashes(row.fingerprint), row.track_gid)
+                for row in result
+            ]
 
 
 async def load_candidates(
@@ -60,7 +85,8 @@ async def load_candidates(
         fingerprint.c.length.between(min_length, max_length),
     )
     result = await connection.execute(statement)
-    return [
-        Candidate(row.id, row.track_id, row.length, np.asarray(row.fingerprint, dtype=np.int32))
-        for row in result
-    ]
+    return [Candidate(row.id, row.track_id, row.length, _hashes(row.fingerprint)) for row in result]
+
+
+def _hashes(stored: Sequence[int]) -> Int32Array:
+    return np.asarray(stored, dtype=np.int32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Final
 
@@ -25,11 +26,13 @@ MAX_LENGTH_DIFF: Final = 7
 
 @dataclass(frozen=True)
 class FingerprintMatch:
-    """A stored fingerprint scored against the query (`score` as `acoustid_compare2`)."""
+    """A stored fingerprint scored against the query (`score` as `acoustid_compare2`);
+    `track_gid` as the candidate store gave it (see `Candidate`)."""
 
     fingerprint_id: int
     track_id: int
     score: float
+    track_gid: uuid.UUID | None = None
 
 
 class Matcher:
@@ -83,7 +86,7 @@ class Matcher:
             query, [candidate.hashes for candidate in candidates], max_offset=self._max_offset
         )
         matches = [
-            FingerprintMatch(candidate.id, candidate.track_id, float(score))
+            FingerprintMatch(candidate.id, candidate.track_id, float(score), candidate.track_gid)
             for candidate, score in zip(candidates, scores, strict=True)
             if score > min_score
         ]
