@@ -35,12 +35,19 @@ class Params:
     """Every value of every parameter, query string first, then the body (as werkzeug does)."""
 
     def __init__(self, items: Iterable[tuple[str, str]]) -> None:
-        self._values: MultiDict = MultiDict(list(items))
+        # NUL characters are dropped: PostgreSQL text cannot hold them, and a key or title
+        # carrying one would otherwise fail the query (upstream answers those with a 500)
+        self._values: MultiDict = MultiDict(
+            [(name, value.replace("\x00", "")) for name, value in items]
+        )
+        # werkzeug's `get` answers the FIRST value of a repeated name; MultiDict's the last
+        self._first: dict[str, str] = {}
+        for name, value in self._values.multi_items():
+            self._first.setdefault(name, value)
 
     def get(self, name: str) -> str | None:
         """The first value, or None when absent."""
-        value = self._values.get(name)
-        return value if isinstance(value, str) else None
+        return self._first.get(name)
 
     def getlist(self, name: str) -> list[str]:
         return [value for value in self._values.getlist(name) if isinstance(value, str)]
