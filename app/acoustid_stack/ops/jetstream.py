@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import StreamInfo
+from nats.js.errors import ServiceUnavailableError
 
 from acoustid_stack.config import Settings
 from acoustid_stack.submissions.stream import (
@@ -25,6 +29,8 @@ from acoustid_stack.submissions.stream import (
 )
 
 PUBLISH_BATCH = 1000
+STREAM_ATTEMPTS = 10
+STREAM_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -41,16 +47,29 @@ def republish_pending(settings: Settings) -> Republished:
     return asyncio.run(_republish_pending(settings))
 
 
+async def _stream_with_subjects(js: JetStreamContext, settings: Settings) -> StreamInfo:
+    """Ensure the stream and read which subjects it holds; retried while a node that just
+    joined makes the cluster elect stream leaders (requests time out meanwhile)."""
+    for attempt in range(STREAM_ATTEMPTS):
+        try:
+            await ensure_stream(js, settings.nats)
+            return await js.stream_info(
+                settings.nats.stream, subjects_filter=f"{settings.nats.subject_prefix}.>"
+            )
+        except (NatsTimeoutError, ServiceUnavailableError):
+            if attempt == STREAM_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(STREAM_RETRY_SECONDS)
+    raise AssertionError("unreachable")
+
+
 async def _republish_pending(settings: Settings) -> Republished:
     with psycopg.connect(settings.database.get("ingest").conninfo()) as conn:
         pending = [int(r[0]) for r in conn.execute("SELECT id FROM pending_submission ORDER BY id")]
     nc = await connect_nats(settings.nats)
     try:
         js = nc.jetstream()
-        await ensure_stream(js, settings.nats)
-        info = await js.stream_info(
-            settings.nats.stream, subjects_filter=f"{settings.nats.subject_prefix}.>"
-        )
+        info = await _stream_with_subjects(js, settings)
         queued = set((info.state.subjects or {}).keys())
         lost = [i for i in pending if submission_subject(settings.nats, i) not in queued]
         # a fresh message id: the old one may still sit in the duplicate window of a stream

@@ -48,7 +48,8 @@ class PgBackRest:
         """Write (or rewrite, e.g. after a failover) the configuration for `cluster`."""
         if shutil.which("pgbackrest") is None:
             raise UserError("pgbackrest is not installed; apt-get install pgbackrest")
-        repo.mkdir(parents=True, exist_ok=True)
+        for folder in (repo / "lock", repo / "log"):
+            folder.mkdir(parents=True, exist_ok=True)
         ini = configparser.ConfigParser(interpolation=None)
         ini["global"] = {
             "repo1-path": str(repo),

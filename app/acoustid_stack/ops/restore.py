@@ -57,6 +57,9 @@ def failover(files: StackFiles, repo: BackupRepository) -> Cluster:
             row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
             if row and row[0]:
                 conn.execute("SELECT pg_promote(true, %s)", (PROMOTE_TIMEOUT,))
+                # promotion checkpoints in the background; pg_control shows the new
+                # timeline only afterwards, and pgBackRest refuses to back up until then
+                conn.execute("CHECKPOINT")
     except psycopg.OperationalError as exc:
         raise UserError(f"the replica {name} at port {ports[name]} does not answer: {exc}") from exc
     new = Cluster(files.server_dir(name), ports[name])

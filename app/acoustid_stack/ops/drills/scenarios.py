@@ -181,6 +181,10 @@ class Drill:
                 a.id for a, ok in zip(batch, self._found(batch), strict=True) if not ok
             ]
         self.report.unsearchable_ids = unsearchable
+        self.report.notes += [
+            f"service manager restarted {name} at +{at - self.report.started:.1f} s"
+            for at, name in self.stack.restarts
+        ]
         return traffic
 
     def wait_imported(self, acks: list) -> None:  # type: ignore[type-arg]
@@ -208,9 +212,11 @@ class Drill:
             data[f"duration.{i}"] = 30
         try:
             body = httpx.post(f"{self.stack.api_url}/v2/lookup", data=data, timeout=10).json()
-        except (httpx.HTTPError, ValueError):
+        except (httpx.HTTPError, ValueError) as exc:
+            self.report.notes.append(f"lookup failed: {exc}")
             return [False] * len(acks)
         if body.get("status") != "ok":
+            self.report.notes.append(f"lookup answered {body.get('error')}")
             return [False] * len(acks)
         found = {int(item["index"]): item["results"] for item in body.get("fingerprints", [])}
         return [any(r.get("score", 0) > 0.9 for r in found.get(i, [])) for i in range(len(acks))]

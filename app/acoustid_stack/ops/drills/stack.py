@@ -14,6 +14,7 @@ import configparser
 import logging
 import shutil
 import subprocess
+import threading
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -49,6 +50,7 @@ WORKERS = 2
 #: Short enough for an RPO well under the 60 s target on a quiet cluster (hosts: 30 s).
 ARCHIVE_TIMEOUT = "10s"
 RESTARTS = 3
+WATCH_INTERVAL = 0.5
 APP_SERVICES = ("api", *(f"worker-{i}" for i in range(1, WORKERS + 1)), "cron")
 INDEX_SERVICES = tuple(f"index-{i}" for i in range(1, INDEX_SHARDS + 1))
 NATS_SERVICES = tuple(f"nats-{i}" for i in range(1, NATS_NODES + 1))
@@ -86,6 +88,10 @@ class DrillStack:
             self.files.save_ports({name: free_port() for name in PORT_NAMES})
         self.ports = self.files.ports()
         self.processes: dict[str, ManagedProcess] = {}
+        self.restarts: list[tuple[float, str]] = []
+        self._lock = threading.RLock()
+        self._closing = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name="drill-watchdog", daemon=True)
         self.client_key = ""
         self.user_key = ""
         self._write_config()
@@ -111,6 +117,8 @@ class DrillStack:
         ini["index"]["shards"] = ",".join(
             f"http://{LOOPBACK}:{self.ports[n]}" for n in INDEX_SERVICES
         )
+        # the drill's writer and verifier are one client on one address
+        ini["rate_limit"] = {"global": "1000", "ip": "1000", "application": "1000"}
         with self.files.config.open("w") as handle:
             ini.write(handle)
 
@@ -195,11 +203,12 @@ class DrillStack:
         again (up to RESTARTS times): a worker may start before its R3 consumer has a leader.
         """
         started = []
-        for name in names:
-            process = self._make(name)
-            self.processes[name] = process
-            process.start()
-            started.append(process)
+        with self._lock:
+            for name in names:
+                process = self._make(name)
+                self.processes[name] = process
+                process.start()
+                started.append(process)
         for process in started:
             for attempt in range(RESTARTS + 1):
                 try:
@@ -215,21 +224,39 @@ class DrillStack:
 
     def stop_services(self, names: Iterable[str]) -> None:
         for name in names:
-            process = self.processes.pop(name, None)
+            with self._lock:
+                process = self.processes.pop(name, None)
             if process is not None:
                 process.stop()
 
     def kill(self, name: str) -> None:
         """kill -9, as a crashed host would."""
-        process = self.processes.pop(name, None)
+        with self._lock:
+            process = self.processes.pop(name, None)
         if process is not None:
             process.kill()
+
+    def _watch(self) -> None:
+        """Restart api, workers and cron when they exit, as systemd's Restart=always does on
+        hosts (servers holding data are left to the runbook)."""
+        while not self._closing.wait(WATCH_INTERVAL):
+            with self._lock:
+                for name in APP_SERVICES:
+                    process = self.processes.get(name)
+                    if process is not None and not process.running():
+                        logger.warning("%s exited; restarting it", name)
+                        self.restarts.append((time.time(), name))
+                        process.stop()
+                        process.start()
 
     def wipe(self, name: str) -> None:
         """Delete a server's data folder, as a lost disk would."""
         shutil.rmtree(self.files.server_dir(name), ignore_errors=True)
 
     def close(self) -> None:
+        self._closing.set()
+        if self._watchdog.is_alive():
+            self._watchdog.join(5)
         for name in reversed(list(self.processes)):
             self.stop_services([name])
 
@@ -250,6 +277,8 @@ class DrillStack:
             "archive_timeout": ARCHIVE_TIMEOUT,
             "wal_keep_size": "256MB",
             "hot_standby": "on",
+            # api, workers and cron each pool connections to three databases
+            "max_connections": "300",
         }
         from acoustid_stack.local.servers import init_postgres  # noqa: PLC0415
 
@@ -265,6 +294,7 @@ class DrillStack:
         self.clone_replica()
         self.start_services(INDEX_SERVICES)
         self.start_services(APP_SERVICES)
+        self._watchdog.start()
 
     def wait_for_jetstream(self, timeout: float = 30.0) -> None:
         """Until the cluster has elected its JetStream leader and holds the R3 stream; the
