@@ -158,6 +158,8 @@ class SubmissionStatusHandler:
         application_id = await self._keys.application_id(params)
         # werkzeug's `getlist(type=int)` drops values that are not integers; so do we
         ids = [value for value in map(parse_int, params.getlist("id")) if value is not None]
+        # ids are bigint in the database: one outside cannot exist (and would fail the query)
+        ids = [value for value in ids if -(2**63) <= value < 2**63]
         return _StatusCall(application_id, ids)
 
     async def run(self, call: _StatusCall) -> Mapping[str, Any]:
