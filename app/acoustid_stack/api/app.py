@@ -30,6 +30,7 @@ from acoustid_stack.api.middleware import (
     GzipRequestMiddleware,
     PathCleanupMiddleware,
 )
+from acoustid_stack.api.musicbrainz_users import CreateMusicBrainzHandler
 from acoustid_stack.api.ratelimit import RateLimiter
 from acoustid_stack.api.stats import LookupStats
 from acoustid_stack.api.submit import SubmissionPublisher, SubmissionStatusHandler, SubmitHandler
@@ -271,6 +272,11 @@ def user_routes(resources: Resources, runner: EndpointRunner, keys: ApiKeys) -> 
             runner.endpoint(
                 "user/create_anonymous", CreateAnonymousHandler(keys=keys, app_db=app_db)
             ),
+            methods=METHODS,
+        ),
+        Route(
+            "/v2/user/create_musicbrainz",
+            runner.endpoint("user/create_musicbrainz", CreateMusicBrainzHandler()),
             methods=METHODS,
         ),
     ]

@@ -35,6 +35,8 @@ class Client:
 
     ip: str
     user_agent: str
+    #: HTTPS as the client sees it (uvicorn applies X-Forwarded-Proto from trusted proxies)
+    secure: bool = False
 
 
 class Call(Protocol):
@@ -124,7 +126,11 @@ def client_of(request: Request) -> Client:
     forwarded = request.headers.get("x-forwarded-for", "")
     first = forwarded.split(",")[0].strip()
     ip = first or (request.client.host if request.client else "") or "127.0.0.1"
-    return Client(ip=ip, user_agent=request.headers.get("user-agent", ""))
+    return Client(
+        ip=ip,
+        user_agent=request.headers.get("user-agent", ""),
+        secure=request.url.scheme == "https",
+    )
 
 
 def _query_format(request: Request) -> OutputFormat:

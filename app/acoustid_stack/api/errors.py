@@ -128,3 +128,11 @@ def fingerprint_not_found() -> ApiError:
 
 def request_too_large() -> ApiError:
     return ApiError(ErrorCode.REQUEST_TOO_LARGE, "request too large")
+
+
+def invalid_musicbrainz_access_token() -> ApiError:
+    return ApiError(ErrorCode.INVALID_MUSICBRAINZ_ACCESS_TOKEN, "invalid MusicBrainz access token")
+
+
+def insecure_request() -> ApiError:
+    return ApiError(ErrorCode.INSECURE_REQUEST, "only requests over HTTPS are allowed here")

@@ -59,6 +59,7 @@ _PARAMETERS: Final[dict[str, tuple[Json, str]]] = {
     "year": (_INTEGER, "Release year."),
     "id": (_INTEGER, "Numeric id."),
     "disabled": (_FLAG, "1: also list disabled links, flagged disabled=true."),
+    "access_token": (_STRING, "MusicBrainz OAuth2 access token."),
     # `id` repeated (submission_status); the key differs only so the table can hold both
     "ids": ({"type": "array", "items": _INTEGER}, "Submission ids."),
 }
@@ -124,6 +125,13 @@ ROUTES: Final[dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]]] = {
         "",
         ("client",),
         ("clientversion",),
+    ),
+    "/v2/user/create_musicbrainz": (
+        "The API key of a MusicBrainz user",
+        "HTTPS only (error 16). The token is verified with musicbrainz.org (error 15 when it "
+        "cannot be); this deployment cannot reach it, so every token is refused.",
+        ("access_token",),
+        (),
     ),
 }
 

@@ -104,3 +104,23 @@ def test_create_anonymous_makes_a_working_user_key(
     assert row == ("Anonymous", True, keys.application_id, "192.0.2.7")
     again = client.post("/v2/user/lookup", data={"user": apikey}).json()
     assert again["user"]["apikey"] == apikey
+
+
+def test_create_musicbrainz_refuses_plain_http_with_error_16(client: TestClient) -> None:
+    response = client.post("/v2/user/create_musicbrainz", data={"access_token": "token"})
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": 16,
+        "message": "only requests over HTTPS are allowed here",
+    }
+
+
+def test_create_musicbrainz_answers_error_15_as_no_token_can_be_verified_here(
+    client: TestClient,
+) -> None:
+    url = "https://testserver/v2/user/create_musicbrainz"
+    missing = client.post(url)
+    refused = client.post(url, data={"access_token": "token"})
+    assert missing.json()["error"]["code"] == 2
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {"code": 15, "message": "invalid MusicBrainz access token"}
