@@ -299,15 +299,20 @@ def restore_postgresql(
     click.echo(f"restored into {cluster.data_dir}; start PostgreSQL on port {cluster.port}")
 
 
-@restore.command("advance-ids")
+@restore.command("finish")
 @_stack_options
 @click.pass_context
-def advance_ids(ctx: click.Context, data_dir: Path, repo: Path | None) -> None:
-    """After a restore: skip submission ids that clients and NATS may already have seen."""
+def finish(ctx: click.Context, data_dir: Path, repo: Path | None) -> None:
+    """After `restore postgresql` and a start: wait until it takes writes, clear the
+    recovery target (replicas cloned later would stop at it) and skip submission ids that
+    clients and NATS may already have seen."""
     target = _target(ctx, data_dir, repo)
     settings = target.settings
     restoring.wait_writable(settings)
-    click.echo(f"next submission id: {restoring.advance_submission_ids(settings)}")
+    restoring.clear_recovery_target(settings)
+    click.echo(
+        f"PostgreSQL takes writes; next submission id: {restoring.advance_submission_ids(settings)}"
+    )
 
 
 @restore.command("redis")

@@ -98,6 +98,15 @@ def restore_postgresql(repo: BackupRepository, *, target_time: str | None) -> Cl
     return cluster
 
 
+def clear_recovery_target(settings: Settings) -> None:
+    """Remove the recovery target pgBackRest wrote into postgresql.auto.conf: a replica
+    cloned from this cluster copies that file and would stop replaying at the target."""
+    with psycopg.connect(settings.database.get("ingest").conninfo(), autocommit=True) as conn:
+        for name in ("recovery_target_time", "recovery_target_action", "recovery_target"):
+            conn.execute(f"ALTER SYSTEM RESET {name}")
+        conn.execute("SELECT pg_reload_conf()")
+
+
 def advance_submission_ids(settings: Settings, gap: int = ID_GAP) -> int:
     """Move the submission id sequence `gap` ids ahead; the next id it will hand out."""
     with psycopg.connect(settings.database.get("ingest").conninfo(), autocommit=True) as conn:

@@ -37,7 +37,7 @@ FAILOVER = f'{CLI} restore failover --data-dir "$DATA_DIR"'
 NEW_FULL_BACKUP = f'{CLI} backup run --data-dir "$DATA_DIR" --what postgresql --type full'
 RESTORE_PG = f'{CLI} restore postgresql --data-dir "$DATA_DIR"'
 RESTORE_PG_TIME = f'{CLI} restore postgresql --data-dir "$DATA_DIR" --time "$TARGET_TIME"'
-ADVANCE_IDS = f'{CLI} restore advance-ids --data-dir "$DATA_DIR"'
+FINISH_PG = f'{CLI} restore finish --data-dir "$DATA_DIR"'
 RESTORE_REDIS = f'{CLI} restore redis --data-dir "$DATA_DIR"'
 RESTORE_NATS = f'{CLI} restore nats --data-dir "$DATA_DIR"'
 CATCH_UP_ALL = f'{CLI} restore index-catch-up --data-dir "$DATA_DIR"'
@@ -264,7 +264,7 @@ def pitr(d: Drill) -> None:
     )
     d.command(RESTORE_PG_TIME)
     d.service("start PostgreSQL", lambda: s.start_service("postgresql"))
-    d.command(ADVANCE_IDS)
+    d.command(FINISH_PG)
     for shard in INDEX_SERVICES:
         d.command(restore_shard(shard))
     d.service("start index shards", lambda: s.start_services(INDEX_SERVICES))
@@ -345,7 +345,7 @@ def total_loss(d: Drill) -> None:
     d.fault("every process killed (-9), every data folder deleted; backups kept", lose)
     d.command(RESTORE_PG)
     d.service("start PostgreSQL", lambda: s.start_service("postgresql"))
-    d.command(ADVANCE_IDS)
+    d.command(FINISH_PG)
     d.command(RESTORE_REDIS)
     d.service("start Redis", lambda: s.start_service("redis"))
     for shard in INDEX_SERVICES:
@@ -381,7 +381,7 @@ SCENARIOS: dict[str, Scenario] = {
             pitr,
             (
                 RESTORE_PG_TIME,
-                ADVANCE_IDS,
+                FINISH_PG,
                 *map(restore_shard, INDEX_SERVICES),
                 CATCH_UP_ALL,
                 RESTORE_NATS,
@@ -411,7 +411,7 @@ SCENARIOS: dict[str, Scenario] = {
             total_loss,
             (
                 RESTORE_PG,
-                ADVANCE_IDS,
+                FINISH_PG,
                 RESTORE_REDIS,
                 *map(restore_shard, INDEX_SERVICES),
                 CATCH_UP_ALL,
