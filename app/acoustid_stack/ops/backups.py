@@ -78,7 +78,8 @@ def pg_dump_for(server_major: int) -> Path:
         if major >= server_major:
             return found
     raise UserError(
-        f"no pg_dump for PostgreSQL {server_major}; apt-get install postgresql-client-{server_major}"
+        f"no pg_dump for PostgreSQL {server_major}; "
+        f"apt-get install postgresql-client-{server_major}"
     )
 
 

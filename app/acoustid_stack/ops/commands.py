@@ -216,7 +216,9 @@ def verify(ctx: click.Context, data_dir: Path, repo: Path | None) -> None:
 @click.option("--weekly", type=click.IntRange(0, 520), default=4, show_default=True)
 @click.pass_context
 def prune(ctx: click.Context, data_dir: Path, repo: Path | None, daily: int, weekly: int) -> None:
-    """Delete dumps, snapshots and Redis copies beyond the retention (pgBackRest expires its own)."""
+    """Delete dumps, snapshots and Redis copies beyond the retention.
+
+    pgBackRest expires its own base backups and WAL (repo1-retention-full)."""
     target = _target(ctx, data_dir, repo)
     removed = backups.prune(target.repo, Retention(daily=daily, weekly=weekly))
     click.echo(f"removed {len(removed)} backups")
@@ -354,7 +356,8 @@ def index_catch_up(
         url = settings.index.shards[shards.index(name)] if shard else None
         done = restoring.index_catch_up(settings, moment, shard=url)
         click.echo(
-            f"{name}: {done.inserted} re-inserted, {done.deleted} deleted since {done.since:%Y-%m-%d %H:%M:%S}"
+            f"{name}: {done.inserted} re-inserted, {done.deleted} deleted "
+            f"since {done.since:%Y-%m-%d %H:%M:%S}"
         )
 
 

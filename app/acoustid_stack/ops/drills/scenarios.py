@@ -28,7 +28,7 @@ from acoustid_stack.ops.drills.stack import (
     NATS_SERVICES,
     DrillStack,
 )
-from acoustid_stack.ops.drills.traffic import Traffic, Writer
+from acoustid_stack.ops.drills.traffic import Ack, Traffic, Writer
 
 CLI = "acoustid-stack"
 BACKUP_ALL = f'{CLI} backup run --data-dir "$DATA_DIR"'
@@ -52,7 +52,7 @@ def restore_shard(name: str) -> str:
 
 
 RATE = 5.0  # submissions per second
-LOAD_SECONDS = 6.0
+LOAD_SECONDS = 4.0
 IMPORT_TIMEOUT = 120.0
 LOOKUP_BATCH = 10
 
@@ -94,7 +94,13 @@ class Drill:
         )
         output = (result.stdout + result.stderr).strip()
         self.report.steps.append(
-            StepRecord(line.split(" --data-dir")[0], line, started, time.time() - started, output)
+            StepRecord(
+                line.split(" --data-dir", maxsplit=1)[0],
+                line,
+                started,
+                time.time() - started,
+                output,
+            )
         )
         if result.returncode != 0:
             raise UserError(f"drill step failed: {line}\n{output}")
@@ -187,7 +193,7 @@ class Drill:
         ]
         return traffic
 
-    def wait_imported(self, acks: list) -> None:  # type: ignore[type-arg]
+    def wait_imported(self, acks: list[Ack]) -> None:
         ids = [a.id for a in acks]
         settings = self.stack.settings
         deadline = time.monotonic() + IMPORT_TIMEOUT
@@ -205,7 +211,7 @@ class Drill:
                 return
             time.sleep(0.3)
 
-    def _found(self, acks: list) -> list[bool]:  # type: ignore[type-arg]
+    def _found(self, acks: list[Ack]) -> list[bool]:
         data: dict[str, object] = {"client": self.stack.client_key, "format": "json", "batch": 1}
         for i, ack in enumerate(acks):
             data[f"fingerprint.{i}"] = ack.fingerprint

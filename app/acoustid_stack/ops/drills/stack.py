@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import configparser
+import os
 import logging
 import shutil
 import subprocess
-import threading
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,6 +33,7 @@ from acoustid_stack.local.servers import (
     _chown_tree,
     _grant_traversal,
     _unprivileged_user,
+    init_postgres,
     nats_process,
     postgres_binary,
     postgres_process,
@@ -133,8 +135,6 @@ class DrillStack:
 
     @property
     def env(self) -> dict[str, str]:
-        import os  # noqa: PLC0415 - only the child environment needs it
-
         return {**os.environ, "ACOUSTID_CONFIG": str(self.files.config)}
 
     # ---- process factories -------------------------------------------------------------
@@ -171,15 +171,13 @@ class DrillStack:
             argv = ["run", "index", "--dir", str(self.files.server_dir(name))]
             argv += ["--port", str(self.ports[name]), "--create", "fingerprints"]
             return self._app(name, argv, health=f"http://{LOOPBACK}:{self.ports[name]}/_health")
+        if name not in APP_SERVICES:
+            raise UserError(f"the drill stack has no service {name!r}")
         if name == "api":
             return self._app(
                 name, ["run", "api", "--workers", "1"], health=f"{self.api_url}/_health"
             )
-        if name.startswith("worker-"):
-            return self._app(name, ["run", "worker"])
-        if name == "cron":
-            return self._app(name, ["run", "cron"])
-        raise UserError(f"the drill stack has no service {name!r}")
+        return self._app(name, ["run", name.partition("-")[0]])  # worker-N, cron
 
     def _app(self, name: str, args: list[str], *, health: str | None = None) -> ManagedProcess:
         ready: Callable[[], bool] = (lambda: _http_ok(health)) if health else (lambda: True)
@@ -280,8 +278,6 @@ class DrillStack:
             # api, workers and cron each pool connections to three databases
             "max_connections": "300",
         }
-        from acoustid_stack.local.servers import init_postgres  # noqa: PLC0415
-
         init_postgres(primary, settings=archiving)
         self.start_services(["postgresql", "redis", *NATS_SERVICES])
         settings = self.settings
