@@ -499,7 +499,7 @@ def main() -> None:
         help="`run worker --batch`: its pools hold that many connections per database, and "
         "PostgreSQL's max_connections (100 here) bounds processes x batch",
     )
-    parser.add_argument("--profile", default="minimum", help="sizing profile for api workers")
+    parser.add_argument("--profile", default="production", help="sizing profile for api workers")
     parser.add_argument(
         "--own-services",
         action="store_true",
@@ -508,9 +508,9 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    api_workers = (
-        args.api_workers or load_sizing().profile(args.profile).derived.server_processes["api"]
-    )
+    # the profile's processes per api pod, but no more than this machine has cores
+    sized = load_sizing().profile(args.profile).derived.server_processes["api"]
+    api_workers = args.api_workers or min(sized, os.cpu_count() or 1)
 
     prefix = f"acoustid_apibench_{secrets.token_hex(3)}"
     own = {"use_running": False, "use_docker": False} if args.own_services else {}
@@ -625,6 +625,7 @@ def report(args: argparse.Namespace, api_workers: int, figures: dict[str, Any]) 
         ("lookups/s, 16 clients", runs[16].rate, base.rate, ">= 300"),
         ("lookup p50 ms, 16 clients", ms(runs[16].latencies, 50), ms(base.latencies, 50), ""),
         ("lookup p99 ms, 16 clients", ms(runs[16].latencies, 99), ms(base.latencies, 99), "< 20"),
+        ("api CPU ms per lookup, 16 clients", runs[16].cpu_ms, None, ""),
         (
             "own track first (share)",
             runs[16].found_first / max(1, runs[16].expected),
