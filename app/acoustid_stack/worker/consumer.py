@@ -1,10 +1,11 @@
 """The durable JetStream pull consumer that feeds submissions to the importer.
 
-Delivery policy: explicit ack after the import committed (at-least-once; the importer makes
-repeats harmless). A failed import is nak'ed with a growing delay; a message nobody could
-handle in `max_deliver` attempts is terminated; its submission stays pending in the ingest
-database, where the cron outbox re-publishes it later. A message whose body is not a
-submission id is terminated.
+Each fetched batch is imported together (one transaction per database, `importer`), then
+every message is settled. Delivery policy: explicit ack after the import committed
+(at-least-once; the importer makes repeats harmless). A failed batch import is nak'ed with a
+growing delay; a message nobody could handle in `max_deliver` attempts is terminated; its
+submission stays pending in the ingest database, where the cron outbox re-publishes it
+later. A message whose body is not a submission id is terminated.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from nats.aio.msg import Msg
@@ -27,7 +29,7 @@ from acoustid_stack.worker.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
 
-ImportFunction = Callable[[int], Awaitable[ImportOutcome]]
+ImportFunction = Callable[[Sequence[int]], Awaitable[Mapping[int, ImportOutcome]]]
 
 
 @dataclass(frozen=True)
@@ -70,20 +72,20 @@ class ConsumerOptions:
 
 
 class SubmissionConsumer:
-    """Pulls submission ids and imports them, a batch at a time, until `stop` is set."""
+    """Pulls submission ids and imports each fetched batch together, until `stop` is set."""
 
     def __init__(
         self,
         *,
         js: JetStreamContext,
         settings: NatsSettings,
-        import_submission: ImportFunction,
+        import_batch: ImportFunction,
         metrics: WorkerMetrics,
         options: ConsumerOptions | None = None,
     ) -> None:
         self._js = js
         self._settings = settings
-        self._import = import_submission
+        self._import = import_batch
         self._metrics = metrics
         self._options = options or ConsumerOptions()
 
@@ -107,36 +109,53 @@ class SubmissionConsumer:
                     )
                 except (NatsTimeoutError, TimeoutError):
                     continue
-                await asyncio.gather(*(self._handle(message) for message in messages))
+                await self._handle(messages)
         finally:
             await subscription.unsubscribe()
 
-    async def _handle(self, message: Msg) -> None:
-        try:
-            submission_id = int(message.data)
-        except ValueError:
-            logger.error("terminating message %r: its body is not a submission id", message.data)
-            await message.term()
+    async def _handle(self, messages: Sequence[Msg]) -> None:
+        """Import the batch's submissions together, then settle each message."""
+        by_id: dict[int, list[Msg]] = defaultdict(list)
+        for message in messages:
+            try:
+                by_id[int(message.data)].append(message)
+            except ValueError:
+                logger.error(
+                    "terminating message %r: its body is not a submission id", message.data
+                )
+                await message.term()
+        if not by_id:
             return
         started = time.perf_counter()
         try:
-            outcome = await self._import(submission_id)
+            outcomes = await self._import(list(by_id))
         except Exception:
-            delivered = message.metadata.num_delivered
-            logger.exception(
-                "import of submission %d failed (delivery %d)", submission_id, delivered
-            )
+            logger.exception("import of a batch of %d submissions failed", len(by_id))
             self._metrics.errors.inc()
+            await asyncio.gather(*(self._retry_later(m) for batch in by_id.values() for m in batch))
+            return
+        self._metrics.duration.observe(time.perf_counter() - started)
+        settled = []
+        for submission_id, batch in by_id.items():
+            outcome = outcomes[submission_id]
+            self._metrics.imports.labels(outcome.value).inc(len(batch))
+            logger.debug("submission %d: %s", submission_id, outcome.value)
+            settled += [self._settle(submission_id, m, outcome) for m in batch]
+        await asyncio.gather(*settled)
+
+    async def _retry_later(self, message: Msg) -> None:
+        delivered = message.metadata.num_delivered
+        try:
             if delivered >= self._options.max_deliver:
                 # JetStream would keep the message without delivering it again; removing it
                 # lets the cron outbox re-publish the still pending submission later.
                 await message.term()
             else:
                 await message.nak(delay=self._options.error_delay(delivered))
-            return
-        self._metrics.imports.labels(outcome.value).inc()
-        self._metrics.duration.observe(time.perf_counter() - started)
-        logger.debug("submission %d: %s", submission_id, outcome.value)
+        except (NatsError, TimeoutError) as exc:
+            logger.warning("could not send message %r back: %s", message.data, exc)
+
+    async def _settle(self, submission_id: int, message: Msg, outcome: ImportOutcome) -> None:
         try:
             if outcome is ImportOutcome.BUSY:
                 await message.nak(delay=self._options.busy_delay)

@@ -6,17 +6,19 @@ fingerprint's simhash and on the MBID serialises them. Upstream only *tries* the
 leaves a busy submission pending; with a queue that costs a nak round trip per collision
 (a popular MBID arriving in one batch collides constantly), so we wait, bounded by the
 transaction's `lock_timeout`, which the importer turns into "busy, retry later". The locks
-are always taken in the same order (fingerprint, then MBID), so waiting cannot deadlock.
+are always taken in the same order (fingerprints, then MBIDs, each by key), so waiting cannot
+deadlock.
 """
 
 from __future__ import annotations
 
 import uuid
 import zlib
+from collections.abc import Iterable
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sqlalchemy import func, select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from acoustid_stack.fingerprint.hashes import as_uint32
@@ -48,16 +50,32 @@ def mbid_key(mbid: uuid.UUID) -> int:
     return _signed32(zlib.crc32(mbid.bytes))
 
 
-async def take_import_locks(
-    conn: AsyncConnection, *, fingerprint_hash: int, mbid: uuid.UUID | None
-) -> None:
-    """Take the import locks in the current transaction, waiting up to its `lock_timeout`.
+def import_lock_keys(fingerprint_hash: int, mbid: uuid.UUID | None) -> list[tuple[int, int]]:
+    """The (class, key) pairs one submission's import takes."""
+    keys = [(FINGERPRINT_LOCK, _signed32(fingerprint_hash))]
+    if mbid is not None:
+        keys.append((MBID_LOCK, mbid_key(mbid)))
+    return keys
 
+
+_ORDER = {FINGERPRINT_LOCK: 0, MBID_LOCK: 1}
+# unnest yields the pairs in array order, so the locks are taken in exactly that order
+_TAKE = text(
+    "SELECT count(pg_advisory_xact_lock(c, k)) "
+    "FROM unnest(CAST(:classes AS int[]), CAST(:keys AS int[])) AS l(c, k)"
+)
+
+
+async def take_import_locks(conn: AsyncConnection, keys: Iterable[tuple[int, int]]) -> None:
+    """Take the import locks of a whole batch in one statement, in the current transaction,
+    waiting up to its `lock_timeout`.
+
+    Every worker takes them in one global order (all fingerprint locks by key, then all
+    MBID locks by key), so two batches waiting for each other's locks cannot deadlock.
     Released by commit or rollback; a timeout raises psycopg's LockNotAvailable (wrapped in
     SQLAlchemy's OperationalError).
     """
-    await conn.execute(
-        select(func.pg_advisory_xact_lock(FINGERPRINT_LOCK, _signed32(fingerprint_hash)))
-    )
-    if mbid is not None:
-        await conn.execute(select(func.pg_advisory_xact_lock(MBID_LOCK, mbid_key(mbid))))
+    ordered = sorted(set(keys), key=lambda pair: (_ORDER[pair[0]], pair[1]))
+    if not ordered:
+        return
+    await conn.execute(_TAKE, {"classes": [c for c, _ in ordered], "keys": [k for _, k in ordered]})

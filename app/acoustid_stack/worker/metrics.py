@@ -27,7 +27,7 @@ class WorkerMetrics:
         )
         self.duration = Histogram(
             "worker_import_duration_seconds",
-            "Time to handle one submission message.",
+            "Time to import one fetched batch of submission messages.",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
             registry=registry,
         )

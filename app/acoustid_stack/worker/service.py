@@ -29,7 +29,8 @@ async def run_worker(
     if "httpx" not in settings.logging.levels:
         # one INFO line per index request would drown the worker's own log
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    databases = open_databases(settings.database, pool_size=options.batch)
+    # one connection per database is all a batch needs; a spare covers pool pre-ping
+    databases = open_databases(settings.database, pool_size=2)
     index = ShardedIndexClient.from_settings(settings)
     nc = await connect_nats(settings.nats)
     try:
@@ -42,7 +43,7 @@ async def run_worker(
         consumer = SubmissionConsumer(
             js=js,
             settings=settings.nats,
-            import_submission=importer.import_submission,
+            import_batch=importer.import_batch,
             metrics=metrics or WorkerMetrics(),
             options=options,
         )

@@ -56,7 +56,7 @@ async def consumer(
     running = SubmissionConsumer(
         js=nc.jetstream(),
         settings=settings.nats,
-        import_submission=importer.import_submission,
+        import_batch=importer.import_batch,
         metrics=metrics,
         options=ConsumerOptions.with_ack_wait(1.0),
     )
