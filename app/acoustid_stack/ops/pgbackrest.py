@@ -27,10 +27,16 @@ TIMEOUT = 300.0
 
 @dataclass(frozen=True)
 class Cluster:
-    """The PostgreSQL cluster pgBackRest backs up: its data folder and port (socket = data)."""
+    """The PostgreSQL cluster pgBackRest backs up: its data folder, port and socket folder
+    (default: the data folder; a deep one exceeds the 107-byte socket path limit)."""
 
     data_dir: Path
     port: int
+    socket_dir: Path | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.socket_dir or self.data_dir
 
 
 class PgBackRest:
@@ -67,7 +73,7 @@ class PgBackRest:
         ini[stanza] = {
             "pg1-path": str(cluster.data_dir),
             "pg1-port": str(cluster.port),
-            "pg1-socket-path": str(cluster.data_dir),
+            "pg1-socket-path": str(cluster.socket),
             "pg1-user": "postgres",
         }
         with config.open("w") as handle:
@@ -83,7 +89,9 @@ class PgBackRest:
         if not ini.read(self.config):
             raise UserError(f"{self.config} is missing; the stack has no pgBackRest repository")
         section = ini[self.stanza]
-        return Cluster(Path(section["pg1-path"]), int(section["pg1-port"]))
+        return Cluster(
+            Path(section["pg1-path"]), int(section["pg1-port"]), Path(section["pg1-socket-path"])
+        )
 
     def archive_command(self) -> str:
         """PostgreSQL's archive_command: push each finished WAL file to the repository."""

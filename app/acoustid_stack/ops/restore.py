@@ -62,7 +62,7 @@ def failover(files: StackFiles, repo: BackupRepository) -> Cluster:
                 conn.execute("CHECKPOINT")
     except psycopg.OperationalError as exc:
         raise UserError(f"the replica {name} at port {ports[name]} does not answer: {exc}") from exc
-    new = Cluster(files.server_dir(name), ports[name])
+    new = Cluster(files.server_dir(name), ports[name], old.socket_dir)
     PgBackRest.configure(repo.pgbackrest_config, repo.pgbackrest_repo, new)
     set_database_port(files.config, new.port)
     return new

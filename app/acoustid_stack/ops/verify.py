@@ -69,14 +69,15 @@ def _recorded(repo: BackupRepository, result: Verification) -> Verification:
 
 def verify_postgresql(repo: BackupRepository, settings: Settings) -> Verification:
     pgbackrest = PgBackRest(repo.pgbackrest_config)
+    # beside the repository: restoring a large cluster into /tmp could fill it
     scratch = Path(tempfile.mkdtemp(prefix="verify-", dir=repo.root))
     scratch.chmod(0o755)
     data = scratch / "data"
     try:
         pgbackrest.restore(data, archive=False)
         process, endpoint = postgres_process(data, free_port(), log_path=scratch / "postgres.log")
-        # the restored postgresql.conf names the live cluster's socket folder
-        process.argv += ["-c", f"unix_socket_directories={data}", "-c", "archive_mode=off"]
+        # TCP only: the restored postgresql.conf names the live cluster's socket folder
+        process.argv += ["-c", "unix_socket_directories=", "-c", "archive_mode=off"]
         process.start()
         try:
             process.wait_ready(120)
@@ -100,7 +101,7 @@ def _check_restored(endpoint: PostgresEndpoint, settings: Settings) -> Verificat
     with psycopg.connect(endpoint.conninfo(settings.database.get("ingest").name)) as conn:
         sample = conn.execute(
             "SELECT submission_id, fingerprint_id, track_id FROM submission_result "
-            "ORDER BY id DESC LIMIT 1"
+            "ORDER BY submission_id DESC LIMIT 1"
         ).fetchone()
     if sample is None:
         return Verification(

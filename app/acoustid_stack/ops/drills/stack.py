@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import configparser
-import os
+import hashlib
 import logging
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -86,6 +88,9 @@ class DrillStack:
         _grant_traversal(self.root)
         self.files = StackFiles(self.root)
         self.repo = BackupRepository(self.root / "backup")
+        # Unix socket paths are limited to 107 bytes: a short folder outside the data folder
+        digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:12]  # noqa: S324 - a name
+        self.socket_dir = Path(tempfile.gettempdir()) / f"acoustid-drill-{digest}"
         if not self.files.ports_file.exists():
             self.files.save_ports({name: free_port() for name in PORT_NAMES})
         self.ports = self.files.ports()
@@ -144,8 +149,11 @@ class DrillStack:
         process, _ = postgres_process(
             data, self.ports[name], log_path=self.files.logs / f"{name}.log"
         )
-        # the replica and restored copies must not put their socket in another cluster's folder
-        process.argv += ["-c", f"unix_socket_directories={data}"]
+        self.socket_dir.mkdir(exist_ok=True)
+        user = _unprivileged_user()
+        if user:
+            _chown_tree(self.socket_dir, user)
+        process.argv += ["-c", f"unix_socket_directories={self.socket_dir}"]
         return process
 
     def _make(self, name: str) -> ManagedProcess:
@@ -257,6 +265,7 @@ class DrillStack:
             self._watchdog.join(5)
         for name in reversed(list(self.processes)):
             self.stop_services([name])
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     # ---- building it -------------------------------------------------------------------
 
@@ -267,7 +276,7 @@ class DrillStack:
         pgbackrest = PgBackRest.configure(
             self.repo.pgbackrest_config,
             self.repo.pgbackrest_repo,
-            Cluster(primary, self.ports["postgresql"]),
+            Cluster(primary, self.ports["postgresql"], self.socket_dir),
         )
         archiving = {
             "archive_mode": "on",
