@@ -97,3 +97,11 @@ def test_second_run_changes_nothing(deployment: Deployment, first_run: Recap) ->
     second = deployment.play("site.yml")
     assert second.returncode == 0, second.summary()
     assert second.changed == {HOST: 0}, second.summary()
+
+
+def test_check_diff_on_the_converged_host_reports_no_change(
+    deployment: Deployment, first_run: Recap
+) -> None:
+    check = deployment.play("site.yml", "--check", "--diff")
+    assert check.returncode == 0, check.summary()
+    assert check.changed == {HOST: 0}, check.summary()
