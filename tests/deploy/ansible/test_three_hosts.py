@@ -8,7 +8,6 @@ node3: NATS, api, worker, cron
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,12 +30,8 @@ pytestmark = [
     pytest.mark.deploy,
     pytest.mark.slow,
     pytest.mark.timeout(1200),
-    # ≈ 7.5 min on 2 cores (first converge ≈ 4.5 min): over the CI budget for real hosts,
-    # where the single-host run (≈ 3 min) stands in. Opt in to run it.
-    pytest.mark.skipif(
-        os.environ.get("ACOUSTID_TEST_THREE_HOSTS") != "1",
-        reason="three-host run takes ≈ 7.5 min; set ACOUSTID_TEST_THREE_HOSTS=1",
-    ),
+    # ≈ 7.5 min on 2 cores while the machine is busy (first converge ≈ 4.5 min); the issue's
+    # done-criterion is this run in CI, so it stays in the default suite
 ]
 
 GROUPS = {
