@@ -15,13 +15,17 @@ batch, in an order that makes a crash safe:
 4. index: one update per shard with the batch's new fingerprints (before the commit, so a
    committed fingerprint is always searchable; an id whose transaction then rolls back is
    skipped by searches, which load hashes from the database).
-5. commit fingerprint, 6. commit ingest (results, provenance, handled, not pending).
+5. ingest: write results, provenance, handled, not pending (all ids are known by now).
+6. commit fingerprint, 7. commit ingest.
 
-A crash between 5 and 6 leaves the batch pending; its redelivery finds the fingerprints
-committed in 5 (score 1.0) and reuses them, so the only trace is one extra
-`submission_count` (and link count) per submission of that batch. Telling that retry apart
-from a genuine second submission of the same audio needs a marker that commits atomically
-with step 5 and is keyed by submission id; neither database has a column for it yet.
+A crash between 6 and 7 leaves the batch pending; its redelivery finds the fingerprints
+committed in 6 (score 1.0) and reuses them, so the only trace is one extra
+`submission_count` (and link count) per submission of that batch. Because every ingest
+statement already ran in 5, that window is a single round trip: once the COMMIT is on the
+wire the server completes it even if the worker dies. Closing it entirely needs a marker
+that commits atomically with 6 and is keyed by submission id (or the fingerprint
+transaction's id recorded in ingest before 6, checked with `pg_xact_status`); neither
+database has a column for one yet.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 from psycopg.errors import DeadlockDetected, LockNotAvailable
 from sqlalchemy import Row, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from acoustid_stack.db.schema import app as app_db
 from acoustid_stack.index.interfaces import FingerprintIndex
@@ -42,7 +47,6 @@ from acoustid_stack.worker.locks import import_lock_keys, simhash, take_import_l
 from acoustid_stack.worker.planner import BatchPlanner
 from acoustid_stack.worker.submission import Importable, claim_submissions
 from acoustid_stack.worker.writer import (
-    Imported,
     Origin,
     find_or_insert,
     finish_submissions,
@@ -108,22 +112,27 @@ class SubmissionImporter:
             if not batch and not rejected:
                 await ingest.rollback()
                 return outcomes
-            try:
-                imported = await self._import_fingerprints(batch) if batch else []
-            except _Busy:
-                await ingest.rollback()
-                return outcomes | dict.fromkeys(
-                    [*rejected, *(item.id for item in batch)], ImportOutcome.BUSY
-                )
-            await finish_submissions(ingest, imported, rejected)
+            if batch:
+                try:
+                    await self._import_fingerprints(ingest, batch, rejected)
+                except _Busy:
+                    await ingest.rollback()
+                    return outcomes | dict.fromkeys(
+                        [*rejected, *(item.id for item in batch)], ImportOutcome.BUSY
+                    )
+            else:
+                await finish_submissions(ingest, [], rejected)
             await ingest.commit()
         outcomes |= dict.fromkeys(rejected, ImportOutcome.REJECTED)
         outcomes |= dict.fromkeys((item.id for item in batch), ImportOutcome.IMPORTED)
         logger.debug("imported %d, rejected %d submissions", len(batch), len(rejected))
         return outcomes
 
-    async def _import_fingerprints(self, batch: Sequence[Importable]) -> list[Imported]:
-        """Steps 3–5 of the module docstring; raises _Busy when a lock is not available."""
+    async def _import_fingerprints(
+        self, ingest: AsyncConnection, batch: Sequence[Importable], rejected: Sequence[int]
+    ) -> None:
+        """Steps 3–5 of the module docstring, with step 6's statements run (not committed)
+        before 5; raises _Busy when a lock is not available."""
         origins = await self._origins(batch)
         keys = [
             key for item in batch for key in import_lock_keys(simhash(item.hashes), item.links.mbid)
@@ -142,8 +151,8 @@ class SubmissionImporter:
                 raise _Busy from exc
             if inserts:
                 await self._index.update(inserts)
+            await finish_submissions(ingest, imported, rejected)
             await fingerprint.commit()
-        return imported
 
     async def _origins(self, batch: Sequence[Importable]) -> list[Origin]:
         """Source and format ids of every submission; unknown ones in one app transaction."""

@@ -33,7 +33,7 @@ from acoustid_stack.fingerprint import score_candidates
 from acoustid_stack.fingerprint.hashes import Int32Array
 from acoustid_stack.index.interfaces import FingerprintIndex, SearchHit, SearchOptions
 from acoustid_stack.matching.matcher import MAX_CANDIDATES, MIN_HITS_SHARE
-from acoustid_stack.worker.submission import Importable
+from acoustid_stack.worker.submission import Importable, as_text, hashes_from_text
 
 # Upstream constants (reference §3.3).
 TRACK_MERGE_THRESHOLD = 0.75
@@ -41,6 +41,7 @@ TRACK_GROUP_MERGE_THRESHOLD = 0.4
 TRACK_MAX_OFFSET = 80
 FINGERPRINT_MERGE_THRESHOLD = 0.9
 FINGERPRINT_MAX_LENGTH_DIFF = 7
+CONCURRENT_SEARCHES = 8
 # The index's own default minimum hits (ceil(terms / 20)), applied to in-batch hits alike.
 MIN_HITS_DIVISOR = 20
 
@@ -86,15 +87,17 @@ class BatchPlanner:
     def __init__(self, *, index: FingerprintIndex, search_timeout: float = 1.0) -> None:
         self._index = index
         self._search = SearchOptions(limit=MAX_CANDIDATES, timeout=search_timeout)
+        # A few requests in flight keep the index busy; hundreds would open a connection
+        # each, which costs the worker far more CPU than the searches themselves.
+        self._searching = asyncio.Semaphore(CONCURRENT_SEARCHES)
+
+    async def _search_one(self, item: Importable) -> list[SearchHit]:
+        async with self._searching:
+            return await self._index.search(item.terms.view(np.uint32).tolist(), self._search)
 
     async def plan(self, conn: AsyncConnection, batch: Sequence[Importable]) -> BatchPlan:
         """Placements aligned with `batch`, which must be in the order to import in."""
-        searches = await asyncio.gather(
-            *(
-                self._index.search(item.terms.view(np.uint32).tolist(), self._search)
-                for item in batch
-            )
-        )
+        searches = await asyncio.gather(*(self._search_one(item) for item in batch))
         hits = [_candidates(found) for found in searches]
         stored = await _load_fingerprints(conn, {i for found in hits for i in found})
         db_matches = [
@@ -230,10 +233,12 @@ async def _load_fingerprints(conn: AsyncConnection, ids: set[int]) -> dict[int, 
         return {}
     f = fp_db.fingerprint
     result = await conn.execute(
-        select(f.c.id, f.c.track_id, f.c.length, f.c.fingerprint).where(f.c.id.in_(sorted(ids)))
+        select(f.c.id, f.c.track_id, f.c.length, as_text(f.c.fingerprint)).where(
+            f.c.id.in_(sorted(ids))
+        )
     )
     return {
-        row.id: _Stored(row.track_id, row.length, np.asarray(row.fingerprint, dtype=np.int32))
+        row.id: _Stored(row.track_id, row.length, hashes_from_text(row.fingerprint_text))
         for row in result
     }
 
@@ -245,10 +250,12 @@ async def _load_tracks(conn: AsyncConnection, track_ids: set[int]) -> dict[int, 
         return members
     f = fp_db.fingerprint
     result = await conn.execute(
-        select(f.c.track_id, f.c.length, f.c.fingerprint).where(f.c.track_id.in_(sorted(track_ids)))
+        select(f.c.track_id, f.c.length, as_text(f.c.fingerprint)).where(
+            f.c.track_id.in_(sorted(track_ids))
+        )
     )
     for row in result:
         members[row.track_id].append(
-            _Stored(row.track_id, row.length, np.asarray(row.fingerprint, dtype=np.int32))
+            _Stored(row.track_id, row.length, hashes_from_text(row.fingerprint_text))
         )
     return members

@@ -76,24 +76,20 @@ async def write_fingerprints(
         return ids[value] if value < 0 else value
 
     inserts: list[Insert] = []
-    rows: list[dict[str, Any]] = []
+    columns: dict[str, list[Any]] = defaultdict(list)
     for new in plan.new_fingerprints:
         item, origin = batch[new.source], origins[new.source]
         fingerprint_id = fingerprint_ids[new.ref]
-        rows.append(
-            {
-                "id": fingerprint_id,
-                "fingerprint": item.hashes.tolist(),
-                "length": item.length,
-                "bitrate": item.row.bitrate,
-                "format_id": origin.format_id,
-                "track_id": real(track_ids, new.track_id),
-                "submission_count": 1 + plan.reuses[new.ref],
-            }
-        )
+        columns["ids"].append(fingerprint_id)
+        columns["fingerprints"].append(item.hashes_text)
+        columns["lengths"].append(item.length)
+        columns["bitrates"].append(item.row.bitrate)
+        columns["format_ids"].append(origin.format_id)
+        columns["track_ids"].append(real(track_ids, new.track_id))
+        columns["counts"].append(1 + plan.reuses[new.ref])
         inserts.append(Insert(fingerprint_id, item.terms.view(np.uint32)))
-    if rows:
-        await conn.execute(fp_db.fingerprint.insert(), rows)
+    if inserts:
+        await conn.execute(_INSERT_FINGERPRINTS, columns)
     reused = sorted((i, n) for i, n in plan.reuses.items() if i > 0)
     if reused:
         await conn.execute(
@@ -127,6 +123,16 @@ async def write_fingerprints(
 # the plan's negative refs map to real ids without relying on RETURNING order.
 _ALLOCATE = text(
     "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"
+)
+# Hashes go in as the text the ingest database printed them in (`Importable.hashes_text`).
+_INSERT_FINGERPRINTS = text(
+    "INSERT INTO fingerprint "
+    "(id, fingerprint, length, bitrate, format_id, track_id, submission_count) "
+    "SELECT id, CAST(fingerprint AS int[]), length, bitrate, format_id, track_id, n "
+    "FROM unnest(CAST(:ids AS int[]), CAST(:fingerprints AS text[]), "
+    "CAST(:lengths AS smallint[]), CAST(:bitrates AS smallint[]), CAST(:format_ids AS int[]), "
+    "CAST(:track_ids AS int[]), CAST(:counts AS int[])) "
+    "AS new(id, fingerprint, length, bitrate, format_id, track_id, n)"
 )
 _COUNT_REUSES = text(
     "UPDATE fingerprint AS f SET submission_count = f.submission_count + d.n, updated = now() "
