@@ -128,13 +128,16 @@ class _Placer:
         self._hits = hits
         self._members = members
         self._plan = BatchPlan(placements=[])
-        # term -> new fingerprints indexed under it: the index the batch's own rows are in
+        # Two submissions of the batch can only hit each other through terms both have, so
+        # only those are indexed and counted (distinct songs share none: no Python loop).
+        self._shared = _shared_terms(batch)
+        # shared term -> new fingerprints indexed under it: the batch's own index
         self._terms: defaultdict[int, list[int]] = defaultdict(list)
         self._created: dict[int, _Stored] = {}
 
     def place(self, db_matches: list[list[_Match]]) -> BatchPlan:
         for position, item in enumerate(self._batch):
-            matches = self._with_batch_matches(item, self._hits[position], db_matches[position])
+            matches = self._with_batch_matches(position, item, db_matches[position])
             track_id, reuse = self._choose_track(item, matches)
             if track_id is None:
                 track_id = -(len(self._plan.new_tracks) + 1)
@@ -149,23 +152,23 @@ class _Placer:
             created = _Stored(track_id, item.length, item.hashes)
             self._created[ref] = created
             self._members.setdefault(track_id, []).append(created)
-            for term in item.terms.tolist():
+            for term in self._shared[position]:
                 self._terms[term].append(ref)
         return self._plan
 
     def _with_batch_matches(
-        self, item: Importable, index_hits: dict[int, int], db_matches: list[_Match]
+        self, position: int, item: Importable, db_matches: list[_Match]
     ) -> list[_Match]:
         """`db_matches` plus the batch's new fingerprints the index would have returned,
         ranked together with the index's hits as one search would have ranked them."""
         counts: Counter[int] = Counter()
-        for term in item.terms.tolist():
+        for term in self._shared[position]:
             counts.update(self._terms.get(term, ()))
         min_hits = max(1, math.ceil(item.terms.size / MIN_HITS_DIVISOR))
         batch_hits = {ref: n for ref, n in counts.items() if n >= min_hits}
         if not batch_hits:
             return db_matches
-        chosen = set(_candidates_from({**index_hits, **batch_hits}))
+        chosen = set(_candidates_from({**self._hits[position], **batch_hits}))
         matches = [m for m in db_matches if m.fingerprint_id in chosen]
         created = [(ref, self._created[ref]) for ref in batch_hits if ref in chosen]
         return matches + _score(item, created)
@@ -184,6 +187,21 @@ class _Placer:
                 reuse = match.fingerprint_id if match.score > FINGERPRINT_MERGE_THRESHOLD else None
                 return track_id, reuse
         return None, None
+
+
+def _shared_terms(batch: Sequence[Importable]) -> list[list[int]]:
+    """Per submission, its terms that another submission of the batch has too."""
+    if len(batch) < 2:
+        return [[] for _ in batch]
+    # a submission's terms are distinct, so a term counted twice belongs to two submissions
+    every = np.concatenate([item.terms for item in batch])
+    values, counts = np.unique(every, return_counts=True)
+    shared = np.isin(every, values[counts > 1])
+    bounds = np.cumsum([item.terms.size for item in batch])[:-1]
+    return [
+        terms[mask].tolist()
+        for terms, mask in zip(np.split(every, bounds), np.split(shared, bounds), strict=True)
+    ]
 
 
 def _id_order(fingerprint_id: int) -> tuple[int, int]:
