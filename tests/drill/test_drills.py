@@ -5,6 +5,8 @@ api, 2 workers and cron, writes steadily, injects the fault, follows the runbook
 checks every acknowledged submission (≈ 50 s per drill on 2 cores).
 """
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,10 +21,12 @@ LOSSLESS = {"index-node-lost", "redis-lost", "nats-node-lost", "nats-lost"}
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_drill_recovers_within_targets_and_keeps_acknowledged_submissions(
-    name: str, tmp_path: Path
-) -> None:
-    report = run_drill(SCENARIOS[name], tmp_path / name, echo=print)
+def test_drill_recovers_within_targets_and_keeps_acknowledged_submissions(name: str) -> None:
+    # outside pytest's basetemp: pytest sessions running at the same time prune each
+    # other's old basetemps, which would delete a running drill's data; kept on failure
+    folder = Path(tempfile.mkdtemp(prefix=f"acoustid-drill-{name}-"))
+    print(f"drill data in {folder}")
+    report = run_drill(SCENARIOS[name], folder, echo=print)
     assert report.acknowledged > 0
     assert report.healthy_at > report.fault_at
     assert report.rto < RTO_TARGET, report.summary()
@@ -30,5 +34,6 @@ def test_drill_recovers_within_targets_and_keeps_acknowledged_submissions(
     if name in LOSSLESS:
         assert report.lost_ids == [], report.summary()
     assert report.unsearchable_ids == [], report.summary()
-    assert (tmp_path / name / f"drill-{name}.json").exists()
-    assert (tmp_path / name / f"drill-{name}.png").exists()
+    assert (folder / f"drill-{name}.json").exists()
+    assert (folder / f"drill-{name}.png").exists()
+    shutil.rmtree(folder, ignore_errors=True)

@@ -1,5 +1,7 @@
 """`backup run|list|verify|status` against a real PostgreSQL archiving to pgBackRest."""
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +22,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def stack_dir(tmp_path: Path) -> Iterator[Path]:
-    """A stack folder with only PostgreSQL (archiving to pgBackRest) and migrated databases."""
-    root = tmp_path / "stack"
-    root.mkdir()
+def stack_dir() -> Iterator[Path]:
+    """A stack folder with only PostgreSQL (archiving to pgBackRest) and migrated databases.
+
+    Outside pytest's basetemp, which concurrent pytest sessions prune, and short enough for
+    PostgreSQL's 107-byte socket paths."""
+    root = Path(tempfile.mkdtemp(prefix="acoustid-backup-"))
     root.chmod(0o755)
     _grant_traversal(root)
     ports = {name: free_port() for name in ("postgresql", "redis", "nats", "index", "api", "web")}
@@ -50,6 +54,7 @@ def stack_dir(tmp_path: Path) -> Iterator[Path]:
         yield root
     finally:
         process.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _invoke(*args: str) -> str:
