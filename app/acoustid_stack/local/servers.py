@@ -27,7 +27,7 @@ LOOPBACK = "127.0.0.1"
 E = TypeVar("E", PostgresEndpoint, RedisEndpoint, NatsEndpoint)
 
 
-def _unprivileged_user() -> str | None:
+def unprivileged_user() -> str | None:
     """PostgreSQL refuses to run as root; as root we run it as `postgres` (or `nobody`)."""
     if os.geteuid() != 0:
         return None
@@ -40,7 +40,7 @@ def _unprivileged_user() -> str | None:
     raise UserError("running as root and neither user 'postgres' nor 'nobody' exists")
 
 
-def _chown_tree(path: Path, user: str) -> None:
+def chown_tree(path: Path, user: str) -> None:
     entry = pwd.getpwnam(user)
     for root, dirs, files in os.walk(path):
         os.chown(root, entry.pw_uid, entry.pw_gid)
@@ -48,7 +48,7 @@ def _chown_tree(path: Path, user: str) -> None:
             os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
 
 
-def _grant_traversal(path: Path) -> None:
+def grant_traversal(path: Path) -> None:
     """Let the unprivileged PostgreSQL user reach `path` when root created its parents 0700.
 
     Adds search permission only (o+x): names inside those folders stay unlistable.
@@ -71,7 +71,7 @@ def postgres_binary(program: str, *, beside: Path, prefer_pip: bool) -> Path:
     folder, as hard links where the file system allows.
     """
     found = require_binary(program, prefer_pip=prefer_pip).resolve()
-    if _unprivileged_user() is None or not _hidden_from_others(found):
+    if unprivileged_user() is None or not _hidden_from_others(found):
         return found
     package = found.parent.parent.parent  # <site-packages>/<package>/pginstall/bin/<program>
     staged = beside / f"postgresql-{package.stat().st_ino}"
@@ -80,7 +80,7 @@ def postgres_binary(program: str, *, beside: Path, prefer_pip: bool) -> Path:
         for folder in (package, package.with_name(f"{package.name}.libs")):
             if folder.is_dir():
                 _copy_tree(folder, staged / folder.name)
-        _grant_traversal(staged / package.name)
+        grant_traversal(staged / package.name)
     return staged / found.relative_to(package.parent)
 
 
@@ -105,11 +105,11 @@ def init_postgres(
     """
     if (data_dir / "PG_VERSION").exists():
         return
-    user = _unprivileged_user()
+    user = unprivileged_user()
     data_dir.mkdir(parents=True, exist_ok=True)
     if user:
-        _grant_traversal(data_dir)
-        _chown_tree(data_dir, user)
+        grant_traversal(data_dir)
+        chown_tree(data_dir, user)
     initdb = postgres_binary("initdb", beside=data_dir.parent, prefer_pip=prefer_pip)
     result = subprocess.run(
         [
@@ -166,7 +166,7 @@ def postgres_process(
     init_postgres(data_dir, settings=settings, prefer_pip=prefer_pip)
     endpoint = PostgresEndpoint(LOOPBACK, port)
     # the log file is opened by us and inherited, so it may live where `user` cannot write
-    user = _unprivileged_user()
+    user = unprivileged_user()
     process = ManagedProcess(
         name="postgresql",
         argv=[

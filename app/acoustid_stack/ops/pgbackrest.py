@@ -19,7 +19,7 @@ from typing import Any
 
 from acoustid_stack.errors import UserError
 from acoustid_stack.local.process import run_as
-from acoustid_stack.local.servers import _chown_tree, _grant_traversal, _unprivileged_user
+from acoustid_stack.local.servers import chown_tree, grant_traversal, unprivileged_user
 
 STANZA = "acoustid"
 TIMEOUT = 300.0
@@ -45,7 +45,7 @@ class PgBackRest:
     def __init__(self, config: Path, *, stanza: str = STANZA) -> None:
         self.config = config
         self.stanza = stanza
-        self.user = _unprivileged_user()
+        self.user = unprivileged_user()
 
     @classmethod
     def configure(
@@ -80,8 +80,8 @@ class PgBackRest:
             ini.write(handle)
         tool = cls(config, stanza=stanza)
         if tool.user:
-            _grant_traversal(repo)
-            _chown_tree(repo, tool.user)
+            grant_traversal(repo)
+            chown_tree(repo, tool.user)
         return tool
 
     def cluster(self) -> Cluster:
@@ -150,8 +150,8 @@ class PgBackRest:
         data_dir.mkdir(parents=True)
         data_dir.chmod(0o700)
         if self.user:
-            _grant_traversal(data_dir)
-            _chown_tree(data_dir, self.user)
+            grant_traversal(data_dir)
+            chown_tree(data_dir, self.user)
         args = [f"--pg1-path={data_dir}"]
         if target_time:
             args += ["--type=time", f"--target={target_time}", "--target-action=promote"]

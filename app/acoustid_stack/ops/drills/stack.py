@@ -32,14 +32,14 @@ from acoustid_stack.local.bootstrap import ensure_local_application
 from acoustid_stack.local.process import ManagedProcess, free_port, port_open, run_as
 from acoustid_stack.local.servers import (
     LOOPBACK,
-    _chown_tree,
-    _grant_traversal,
-    _unprivileged_user,
+    chown_tree,
+    grant_traversal,
     init_postgres,
     nats_process,
     postgres_binary,
     postgres_process,
     redis_process,
+    unprivileged_user,
 )
 from acoustid_stack.local.stack import Layout, write_config
 from acoustid_stack.ops.layout import BackupRepository, StackFiles
@@ -85,7 +85,7 @@ class DrillStack:
         self.root.mkdir(parents=True, exist_ok=True)
         # PostgreSQL runs as an unprivileged user when we are root and must reach its folders
         self.root.chmod(0o755)
-        _grant_traversal(self.root)
+        grant_traversal(self.root)
         self.files = StackFiles(self.root)
         self.repo = BackupRepository(self.root / "backup")
         # Unix socket paths are limited to 107 bytes: a short folder outside the data folder
@@ -150,9 +150,9 @@ class DrillStack:
             data, self.ports[name], log_path=self.files.logs / f"{name}.log"
         )
         self.socket_dir.mkdir(exist_ok=True)
-        user = _unprivileged_user()
+        user = unprivileged_user()
         if user:
-            _chown_tree(self.socket_dir, user)
+            chown_tree(self.socket_dir, user)
         process.argv += ["-c", f"unix_socket_directories={self.socket_dir}"]
         return process
 
@@ -327,9 +327,9 @@ class DrillStack:
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         target.chmod(0o700)
-        user = _unprivileged_user()
+        user = unprivileged_user()
         if user:
-            _chown_tree(target, user)
+            chown_tree(target, user)
         # from the same installation as the server: /usr/bin's wrapper may pick another version
         server = postgres_binary("postgres", beside=self.root, prefer_pip=False)
         basebackup = server.with_name("pg_basebackup")
