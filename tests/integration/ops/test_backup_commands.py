@@ -13,7 +13,7 @@ from acoustid_stack.cli import cli
 from acoustid_stack.config import load_settings
 from acoustid_stack.db.migrate import upgrade
 from acoustid_stack.local.process import free_port
-from acoustid_stack.local.servers import _grant_traversal, init_postgres, start_postgres
+from acoustid_stack.local.servers import grant_traversal, init_postgres, start_postgres
 from acoustid_stack.local.stack import Layout, write_config
 from acoustid_stack.ops.layout import BackupRepository, StackFiles
 from acoustid_stack.ops.pgbackrest import Cluster, PgBackRest
@@ -29,7 +29,7 @@ def stack_dir() -> Iterator[Path]:
     PostgreSQL's 107-byte socket paths."""
     root = Path(tempfile.mkdtemp(prefix="acoustid-backup-"))
     root.chmod(0o755)
-    _grant_traversal(root)
+    grant_traversal(root)
     ports = {name: free_port() for name in ("postgresql", "redis", "nats", "index", "api", "web")}
     StackFiles(root).save_ports(ports)
     write_config(Layout(root), ports, database_prefix="acoustid")
