@@ -97,7 +97,7 @@ def cron(ctx: click.Context, retry_interval: float, metrics_port: int, metrics_h
     type=click.IntRange(1, 1000),
     default=32,
     show_default=True,
-    help="Submissions fetched and imported concurrently per round.",
+    help="Submissions fetched per round and imported together in one transaction per database.",
 )
 @click.option(
     "--ack-wait",

@@ -14,11 +14,11 @@ from datetime import timedelta
 
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
-from sqlalchemy import delete, func, select
+from sqlalchemy import Column, Table, delete, func, select
 
 from acoustid_stack.config import Settings
 from acoustid_stack.cron import stats
-from acoustid_stack.db.schema.fingerprint import fpindex_changelog
+from acoustid_stack.db.schema.fingerprint import fpindex_changelog, import_applied
 from acoustid_stack.submissions.databases import Databases
 from acoustid_stack.submissions.outbox import republish_lost
 
@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 #: The index catches up from the changelog after a snapshot restore; snapshots are taken
 #: daily, so two months is generous.
 CHANGELOG_RETENTION = timedelta(days=60)
+#: A crashed import's retry reads its marker within minutes (pending submissions are
+#: re-published every minute); a week covers a worker fleet down for days.
+IMPORT_APPLIED_RETENTION = timedelta(days=7)
 PRUNE_BATCH = 10_000
 
 
@@ -73,18 +76,28 @@ async def update_stats(ctx: JobContext) -> object:
 
 
 async def prune_changelog(ctx: JobContext) -> object:
-    """Delete changelog rows older than the retention, in batches (short transactions)."""
-    c = fpindex_changelog
+    return await _prune(ctx, fpindex_changelog, fpindex_changelog.c.id, CHANGELOG_RETENTION)
+
+
+async def prune_import_applied(ctx: JobContext) -> object:
+    return await _prune(
+        ctx, import_applied, import_applied.c.submission_id, IMPORT_APPLIED_RETENTION
+    )
+
+
+async def _prune(ctx: JobContext, table: Table, key: Column[int], retention: timedelta) -> int:
+    """Delete fingerprint-database rows whose `created` is older than `retention`, in
+    batches (short transactions); how many."""
     total = 0
     while True:
         oldest = (
-            select(c.c.id)
-            .where(c.c.created < func.now() - CHANGELOG_RETENTION)
+            select(key)
+            .where(table.c.created < func.now() - retention)
             .limit(PRUNE_BATCH)
             .scalar_subquery()
         )
         async with ctx.databases.fingerprint.begin() as conn:
-            deleted = (await conn.execute(delete(c).where(c.c.id.in_(oldest)))).rowcount
+            deleted = (await conn.execute(delete(table).where(key.in_(oldest)))).rowcount
         total += deleted
         if deleted < PRUNE_BATCH:
             return total
@@ -97,4 +110,5 @@ JOBS: tuple[Job, ...] = (
     # hourly rather than upstream's daily 00:10: today's row stays fresh for the web page
     Job("update_stats", timedelta(hours=1), update_stats),
     Job("prune_changelog", timedelta(hours=1), prune_changelog),
+    Job("prune_import_applied", timedelta(hours=1), prune_import_applied),
 )

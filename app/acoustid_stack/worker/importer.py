@@ -10,28 +10,27 @@ batch, in an order that makes a crash safe:
 
 1. app: find-or-insert `source` and `format` in a short transaction (repeatable; cached).
 2. ingest: claim the submission rows (held until step 6).
-3. fingerprint: take the batch's advisory locks, plan every placement (`planner`), write
-   tracks/fingerprints/links with grouped statements (`writer`).
+3. fingerprint: take the batch's advisory locks, read which submissions a crashed import
+   already applied (`applied`), plan every other placement (`planner`), write
+   tracks/fingerprints/links with grouped statements (`writer`) and an `import_applied`
+   row per submission.
 4. index: one update per shard with the batch's new fingerprints (before the commit, so a
    committed fingerprint is always searchable; an id whose transaction then rolls back is
    skipped by searches, which load hashes from the database).
 5. ingest: write results, provenance, handled, not pending (all ids are known by now).
 6. commit fingerprint, 7. commit ingest.
 
-A crash between 6 and 7 leaves the batch pending; its redelivery finds the fingerprints
-committed in 6 (score 1.0) and reuses them, so the only trace is one extra
-`submission_count` (and link count) per submission of that batch. Because every ingest
-statement already ran in 5, that window is a single round trip: once the COMMIT is on the
-wire the server completes it even if the worker dies. Closing it entirely needs a marker
-that commits atomically with 6 and is keyed by submission id (or the fingerprint
-transaction's id recorded in ingest before 6, checked with `pg_xact_status`); neither
-database has a column for one yet.
+A crash between 6 and 7 leaves the batch pending with its `import_applied` rows committed;
+the retry finds them in 3 and, for those submissions, writes nothing to the fingerprint
+database and redoes only 5 from the recorded ids: every submission is counted exactly once.
+The rows are read after the advisory locks are taken, which the crashed import held until
+its commit completed, so a COMMIT still in flight on the server is seen.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from psycopg.errors import DeadlockDetected, LockNotAvailable
@@ -40,13 +39,15 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from acoustid_stack.db.schema import app as app_db
-from acoustid_stack.index.interfaces import FingerprintIndex
+from acoustid_stack.index.interfaces import FingerprintIndex, Insert
 from acoustid_stack.submissions.databases import Databases
+from acoustid_stack.worker.applied import load_applied, record_applied, recover
 from acoustid_stack.worker.interfaces import ImportOutcome
 from acoustid_stack.worker.locks import import_lock_keys, simhash, take_import_locks
 from acoustid_stack.worker.planner import BatchPlanner
 from acoustid_stack.worker.submission import Importable, claim_submissions
 from acoustid_stack.worker.writer import (
+    Imported,
     Origin,
     find_or_insert,
     finish_submissions,
@@ -73,9 +74,17 @@ class SubmissionImporter:
     """Imports submissions by id into the fingerprint database and the index."""
 
     def __init__(
-        self, *, databases: Databases, index: FingerprintIndex, search_timeout: float = 1.0
+        self,
+        *,
+        databases: Databases,
+        index: FingerprintIndex,
+        search_timeout: float = 1.0,
+        before_ingest_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`before_ingest_commit` is fault injection for tests: awaited between the
+        fingerprint and the ingest commit of a batch; raising there is a crash in that gap."""
         self._db = databases
+        self._before_ingest_commit = before_ingest_commit
         self._index = index
         self._planner = BatchPlanner(index=index, search_timeout=search_timeout)
         # (application_id, account_id, version) -> source id; format name -> id. Rows are
@@ -122,6 +131,8 @@ class SubmissionImporter:
                     )
             else:
                 await finish_submissions(ingest, [], rejected)
+            if self._before_ingest_commit is not None:
+                await self._before_ingest_commit()
             await ingest.commit()
         outcomes |= dict.fromkeys(rejected, ImportOutcome.REJECTED)
         outcomes |= dict.fromkeys((item.id for item in batch), ImportOutcome.IMPORTED)
@@ -131,8 +142,7 @@ class SubmissionImporter:
     async def _import_fingerprints(
         self, ingest: AsyncConnection, batch: Sequence[Importable], rejected: Sequence[int]
     ) -> None:
-        """Steps 3–5 of the module docstring, with step 6's statements run (not committed)
-        before 5; raises _Busy when a lock is not available."""
+        """Steps 3–6 of the module docstring; raises _Busy when a lock is not available."""
         origins = await self._origins(batch)
         keys = [
             key for item in batch for key in import_lock_keys(simhash(item.hashes), item.links.mbid)
@@ -142,16 +152,35 @@ class SubmissionImporter:
             await fingerprint.execute(_TIMEOUTS)
             try:
                 await take_import_locks(fingerprint, keys)
-                plan = await self._planner.plan(fingerprint, batch)
-                imported, inserts = await write_fingerprints(fingerprint, batch, plan, origins)
+                applied = await load_applied(fingerprint, [item.id for item in batch])
+                done = [i for i, item in enumerate(batch) if item.id in applied]
+                todo = [i for i, item in enumerate(batch) if item.id not in applied]
+                fresh = [batch[i] for i in todo]
+                imported: list[Imported] = []
+                inserts: list[Insert] = []
+                if fresh:
+                    plan = await self._planner.plan(fingerprint, fresh)
+                    imported, inserts = await write_fingerprints(
+                        fingerprint, fresh, plan, [origins[i] for i in todo]
+                    )
+                    await record_applied(fingerprint, imported)
             except OperationalError as exc:
                 if not isinstance(exc.orig, LockNotAvailable | DeadlockDetected):
                     raise
                 await fingerprint.rollback()
                 raise _Busy from exc
+            recovered = await recover(
+                fingerprint, [batch[i] for i in done], [origins[i] for i in done], applied
+            )
+            if recovered:
+                logger.warning(
+                    "%d submissions were applied by an import that died before its ingest "
+                    "commit; finishing them",
+                    len(recovered),
+                )
             if inserts:
                 await self._index.update(inserts)
-            await finish_submissions(ingest, imported, rejected)
+            await finish_submissions(ingest, [*imported, *recovered], rejected)
             await fingerprint.commit()
 
     async def _origins(self, batch: Sequence[Importable]) -> list[Origin]:

@@ -147,3 +147,23 @@ fpindex_changelog = Table(
     Index(None, "xid"),
     Index(None, "created"),
 )
+
+# One row per imported submission, written in the fingerprint transaction that applied it:
+# the fingerprint and ingest databases cannot commit together, so a retry after a crash
+# between their commits finds this row and redoes only the ingest side from the ids here
+# (see `worker.applied`). Cron prunes rows by `created`, long after any retry.
+import_applied = Table(
+    "import_applied",
+    metadata,
+    Column("submission_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("fingerprint_id", Integer, nullable=False),
+    Column("track_id", Integer, nullable=False),
+    Column("meta_id", Integer),
+    Column("foreignid_id", Integer),
+    Column("track_mbid_id", Integer),
+    Column("track_puid_id", Integer),
+    Column("track_meta_id", Integer),
+    Column("track_foreignid_id", Integer),
+    created_column(),
+    Index(None, "created"),
+)
