@@ -100,7 +100,12 @@ def test_the_stats_page_lists_daily_counters_and_hourly_lookups(
     assert page.status_code == 200
     assert "web.test_counter" in page.text
     assert "4,321" in page.text
-    assert "1,234" in page.text
+    # this hour's row sums every application's lookups: ours, and other tests' in the session
+    rows = re.findall(
+        r'<td class="number">([\d,]+)</td><td class="number">([\d,]+)</td></tr>', page.text
+    )
+    counts = [(int(h.replace(",", "")), int(n.replace(",", ""))) for h, n in rows]
+    assert any(hits >= 1234 and nohits >= 5 for hits, nohits in counts), counts
 
 
 def test_the_api_key_form_creates_an_application_with_a_new_key(
