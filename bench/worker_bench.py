@@ -29,7 +29,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import numpy as np
 import psycopg
 from rich.progress import Progress
@@ -40,6 +39,7 @@ from acoustid_stack.db.migrate import upgrade
 from acoustid_stack.db.schema import app as app_db
 from acoustid_stack.db.schema import ingest as ingest_db
 from acoustid_stack.local.process import ManagedProcess, free_port
+from acoustid_stack.local.servers import index_process, running
 from acoustid_stack.local.services import Services
 from acoustid_stack.submissions.databases import Databases, open_databases
 from acoustid_stack.submissions.store import NewSubmission, insert_submissions
@@ -91,28 +91,11 @@ def child_environ(environ: dict[str, str]) -> dict[str, str]:
 
 @contextlib.contextmanager
 def index_server(environ: dict[str, str], work: Path) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/_health", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    server = ManagedProcess(
-        name="index",
-        argv=[*CLI, "run", "index", "--dir", str(work / "index"), "--port", str(port)],
-        log_path=work / "index.log",
-        ready=ready,
-        env=child_environ(environ),
+    made = index_process(
+        work / "index", free_port(), log_path=work / "index.log", env=child_environ(environ)
     )
-    server.start()
-    try:
-        server.wait_ready()
+    with running(made) as url:
         yield url
-    finally:
-        server.stop()
 
 
 async def client_ids(databases: Databases) -> tuple[int, int]:

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import psycopg
 
@@ -25,46 +24,21 @@ from acoustid_stack.config import Settings
 from acoustid_stack.fingerprint import extract_query
 from acoustid_stack.index.client import ShardedIndexClient
 from acoustid_stack.local.process import ManagedProcess, free_port
+from acoustid_stack.local.servers import http_ok, index_process, running
 
 INDEX_NAME = "fingerprints"
 # the CLI of this checkout, whatever is on PATH
 ACOUSTID_STACK = [sys.executable, "-c", "from acoustid_stack.cli import main; main()"]
 
 
-def _http_ready(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=0.5).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @contextmanager
 def index_server(work: Path) -> Iterator[str]:
     """A real `acoustid-stack run index` process; yields its base URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = ManagedProcess(
-        name="index",
-        argv=[
-            *ACOUSTID_STACK,
-            "run",
-            "index",
-            "--dir",
-            str(work / "data"),
-            "--port",
-            str(port),
-            "--create",
-            INDEX_NAME,
-        ],
-        log_path=work / "index.log",
-        ready=lambda: _http_ready(f"{url}/_health"),
+    made = index_process(
+        work / "data", free_port(), log_path=work / "index.log", create=(INDEX_NAME,)
     )
-    process.start()
-    try:
-        process.wait_ready(timeout=30)
+    with running(made) as url:
         yield url
-    finally:
-        process.stop()
 
 
 @contextmanager
@@ -78,7 +52,7 @@ def api_server(
         name="api",
         argv=[*ACOUSTID_STACK, "run", "api", "--port", str(port), "--workers", str(workers)],
         log_path=work / "api.log",
-        ready=lambda: _http_ready(f"{url}/_health_docker"),
+        ready=lambda: http_ok(f"{url}/_health_docker"),
         env={**os.environ, **environ},
         stop_signal=signal.SIGTERM,
     )

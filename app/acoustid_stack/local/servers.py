@@ -5,16 +5,19 @@ Every function returns a started, ready ManagedProcess; the caller owns stopping
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
 import signal
 import stat
 import subprocess
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import psycopg
 import redis
 
@@ -24,7 +27,7 @@ from acoustid_stack.local.endpoints import NatsEndpoint, PostgresEndpoint, Redis
 from acoustid_stack.local.process import ManagedProcess, port_open, run_as
 
 LOOPBACK = "127.0.0.1"
-E = TypeVar("E", PostgresEndpoint, RedisEndpoint, NatsEndpoint)
+E = TypeVar("E", PostgresEndpoint, RedisEndpoint, NatsEndpoint, str)
 
 
 def unprivileged_user() -> str | None:
@@ -326,6 +329,54 @@ def start_nats(
         cluster_name=cluster_name,
     )
     return _started(made, timeout)
+
+
+def http_ok(url: str) -> bool:
+    """True when `url` answers 200 within a second."""
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def index_process(
+    data_dir: Path,
+    port: int,
+    *,
+    log_path: Path,
+    create: Sequence[str] = ("fingerprints",),
+    env: Mapping[str, str] | None = None,
+) -> tuple[ManagedProcess, str]:
+    """Our index server (`acoustid-stack run index`) on loopback, not started; its base URL.
+
+    Runs on this interpreter (`python -m acoustid_stack`), so a child never picks up another
+    installation's script from PATH.
+    """
+    url = f"http://{LOOPBACK}:{port}"
+    argv = [sys.executable, "-m", "acoustid_stack", "run", "index", "--dir", str(data_dir)]
+    argv += ["--host", LOOPBACK, "--port", str(port)]
+    for name in create:
+        argv += ["--create", name]
+    process = ManagedProcess(
+        name="index",
+        argv=argv,
+        log_path=log_path,
+        ready=lambda: http_ok(f"{url}/_health"),
+        env=env,
+    )
+    return process, url
+
+
+@contextlib.contextmanager
+def running(made: tuple[ManagedProcess, E], timeout: float = 30.0) -> Iterator[E]:
+    """Start a process built by one of the `*_process` functions, yield its endpoint, stop it."""
+    process, endpoint = made
+    process.start()
+    try:
+        process.wait_ready(timeout)
+        yield endpoint
+    finally:
+        process.stop()
 
 
 def _started(made: tuple[ManagedProcess, E], timeout: float) -> tuple[ManagedProcess, E]:

@@ -16,11 +16,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import platformdirs
 
 from acoustid_stack.local.process import ManagedProcess, free_port, port_open
-from acoustid_stack.local.servers import LOOPBACK, nats_process, postgres_process, redis_process
+from acoustid_stack.local.servers import (
+    LOOPBACK,
+    http_ok,
+    index_process,
+    nats_process,
+    postgres_process,
+    redis_process,
+)
 from acoustid_stack.local.supervisor import Service
 from acoustid_stack.sizing import Profile, load_sizing
 
@@ -134,13 +140,6 @@ def scaled_to_machine(profile: Profile) -> Profile:
     return dataclasses.replace(profile, components=components)
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 class Stack:
     """Builds the supervised services of one local stack."""
 
@@ -218,7 +217,7 @@ class Stack:
             name=name,
             argv=self._command(*args),
             log_path=self.layout.logs / f"{name}.log",
-            ready=(lambda: _http_ok(ready_url)) if ready_url else (lambda: True),
+            ready=(lambda: http_ok(ready_url)) if ready_url else (lambda: True),
             env=self.env,
         )
         return Service(
@@ -233,23 +232,20 @@ class Stack:
     def application(self) -> list[Service]:
         """Index, api, workers, cron and web, started after the databases are migrated."""
         infra = self.supervised_infrastructure
-        index_dir = self.layout.service_dir("index")
+        index, index_url = index_process(
+            self.layout.service_dir("index"),
+            self.ports["index"],
+            log_path=self.layout.logs / "index.log",
+            create=(INDEX_NAME,),
+            env=self.env,
+        )
         services = [
-            self._app_service(
-                "index",
-                [
-                    "run",
-                    "index",
-                    "--dir",
-                    str(index_dir),
-                    "--port",
-                    str(self.ports["index"]),
-                    "--create",
-                    INDEX_NAME,
-                ],
-                depends_on=(),
+            Service(
+                name="index",
+                process=index,
                 port=self.ports["index"],
-                health="/_health",
+                url=index_url,
+                start_timeout=60.0,
             ),
             self._app_service(
                 "api",

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 from nats.aio.client import Client
@@ -21,6 +20,7 @@ from acoustid_stack.db.migrate import upgrade
 from acoustid_stack.db.schema import app as app_db
 from acoustid_stack.index.client import ShardedIndexClient
 from acoustid_stack.local.process import ManagedProcess, free_port
+from acoustid_stack.local.servers import index_process, running
 from acoustid_stack.submissions.databases import Databases, open_databases
 from acoustid_stack.submissions.store import NewSubmission, insert_submissions
 from acoustid_stack.submissions.stream import connect_nats, ensure_stream
@@ -44,29 +44,12 @@ def index_url(
     test_environ: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A real index server (`acoustid-stack run index`) for the worker tests."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/_health", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     data = tmp_path_factory.mktemp("index")
-    server = ManagedProcess(
-        name="index",
-        argv=[*CLI, "run", "index", "--dir", str(data / "data"), "--port", str(port)],
-        log_path=data / "index.log",
-        ready=ready,
-        env=child_environ(test_environ),
+    made = index_process(
+        data / "data", free_port(), log_path=data / "index.log", env=child_environ(test_environ)
     )
-    server.start()
-    try:
-        server.wait_ready()
+    with running(made) as url:
         yield url
-    finally:
-        server.stop()
 
 
 @pytest.fixture
