@@ -11,56 +11,23 @@ later. A message whose body is not a submission id is terminated.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import ServiceUnavailableError
 
 from acoustid_stack.config import NatsSettings
 from acoustid_stack.worker.interfaces import ImportOutcome
 from acoustid_stack.worker.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
-
-# a stream or consumer without a leader for a moment answers these
-TRANSIENT = (ServiceUnavailableError, NoRespondersError)
-RETRY_INITIAL = 0.5
-RETRY_MAX = 10.0
-T = TypeVar("T")
-
-
-async def retry_transient(
-    stop: asyncio.Event, what: str, operation: Callable[[], Awaitable[T]]
-) -> T | None:
-    """`operation()`, retried with backoff while JetStream is briefly without a leader (a
-    cluster node lost, a fresh R3 stream or consumer); None once `stop` is set.
-
-    Failure policy: waiting, never a crash: messages stay in the stream until a worker acks.
-    """
-    delay = RETRY_INITIAL
-    while not stop.is_set():
-        try:
-            return await operation()
-        except TRANSIENT as exc:
-            logger.warning(
-                "JetStream unavailable while %s (%s); retrying in %.1f s", what, exc, delay
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            delay = min(delay * 2, RETRY_MAX)
-    return None
-
 
 ImportFunction = Callable[[Sequence[int]], Awaitable[Mapping[int, ImportOutcome]]]
 
@@ -130,30 +97,21 @@ class SubmissionConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Import until `stop` is set; the batch in hand is finished (and acked) first."""
-        subscription = await retry_transient(stop, "binding the consumer", self._bind)
-        if subscription is None:
-            return
-        try:
-            while not stop.is_set():
-                fetched = await retry_transient(stop, "fetching", lambda: self._fetch(subscription))
-                if fetched:
-                    await self._handle(fetched)
-        finally:
-            await subscription.unsubscribe()
-
-    async def _bind(self) -> JetStreamContext.PullSubscription:
         await self.ensure_consumer()
-        return await self._js.pull_subscribe_bind(
+        subscription = await self._js.pull_subscribe_bind(
             self._options.durable, stream=self._settings.stream
         )
-
-    async def _fetch(self, subscription: JetStreamContext.PullSubscription) -> list[Msg]:
         try:
-            return await subscription.fetch(
-                self._options.batch, timeout=self._options.fetch_timeout
-            )
-        except (NatsTimeoutError, TimeoutError):
-            return []
+            while not stop.is_set():
+                try:
+                    messages = await subscription.fetch(
+                        self._options.batch, timeout=self._options.fetch_timeout
+                    )
+                except (NatsTimeoutError, TimeoutError):
+                    continue
+                await self._handle(messages)
+        finally:
+            await subscription.unsubscribe()
 
     async def _handle(self, messages: Sequence[Msg]) -> None:
         """Import the batch's submissions together, then settle each message."""

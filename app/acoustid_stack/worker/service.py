@@ -10,7 +10,7 @@ from acoustid_stack.index.client import ShardedIndexClient
 from acoustid_stack.lifecycle import serve_until_signalled
 from acoustid_stack.submissions.databases import open_databases
 from acoustid_stack.submissions.stream import connect_nats, ensure_stream
-from acoustid_stack.worker.consumer import ConsumerOptions, SubmissionConsumer, retry_transient
+from acoustid_stack.worker.consumer import ConsumerOptions, SubmissionConsumer
 from acoustid_stack.worker.importer import SubmissionImporter
 from acoustid_stack.worker.metrics import WorkerMetrics
 
@@ -35,7 +35,7 @@ async def run_worker(
     nc = await connect_nats(settings.nats)
     try:
         js = nc.jetstream()
-        await retry_transient(stop, "creating the stream", lambda: ensure_stream(js, settings.nats))
+        await ensure_stream(js, settings.nats)
         await index.ensure_index()
         importer = SubmissionImporter(
             databases=databases, index=index, search_timeout=settings.index.timeout
