@@ -104,6 +104,9 @@ class IndexSettings:
     shards: list[str]
     name: str
     timeout: float
+    snapshot_dir: str
+    snapshot_interval: float
+    snapshot_keep: int
 
 
 @dataclass(frozen=True)

@@ -188,6 +188,22 @@ KEYS: Final[tuple[Key, ...]] = (
     ),
     Key("index", "name", Text(), "fingerprints", "Index name on every shard."),
     Key("index", "timeout", Number(0.01, 60), "1.0", "Seconds to wait for one shard."),
+    Key(
+        "index",
+        "snapshot_dir",
+        Text(),
+        "",
+        "Folder where cron keeps a snapshot of every shard (one sub-folder per shard); "
+        "empty = no snapshots.",
+    ),
+    Key(
+        "index",
+        "snapshot_interval",
+        Number(60),
+        "86400",
+        "Seconds between two snapshots of a shard.",
+    ),
+    Key("index", "snapshot_keep", Integer(1, 1000), "7", "Snapshots kept per shard, newest first."),
     Key("website", "secret", Text(), None, "Signs sessions and demo API keys.", secret=True),
     Key("website", "base_url", Url(_HTTP), "http://127.0.0.1:5001/", "Public website URL."),
     Key("website", "debug", Boolean(), "false", "Show debugging details in responses."),

@@ -2,7 +2,8 @@
 
 Every job is safe to run twice (a failover can overlap the old leader's last run with the
 new leader's first): re-publishing is deduplicated, stats flushes subtract what they read,
-`update_stats` overwrites today's value, pruning deletes by age.
+`update_stats` overwrites today's value, pruning deletes by age, index snapshots are due by
+the age of the newest copy on disk.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
@@ -18,6 +19,8 @@ from sqlalchemy import Column, Table, delete, func, select
 
 from acoustid_stack.config import Settings
 from acoustid_stack.cron import stats
+from acoustid_stack.cron.metrics import CronMetrics
+from acoustid_stack.cron.snapshots import IndexSnapshots
 from acoustid_stack.db.schema.fingerprint import fpindex_changelog, import_applied
 from acoustid_stack.submissions.databases import Databases
 from acoustid_stack.submissions.outbox import republish_lost
@@ -49,6 +52,11 @@ class Job:
     name: str
     every: timedelta
     run: JobFunction
+
+
+class JobFailed(Exception):
+    """A failure the job has explained in its log already: the scheduler logs the message
+    without a traceback."""
 
 
 async def republish_pending(ctx: JobContext) -> object:
@@ -112,3 +120,19 @@ JOBS: tuple[Job, ...] = (
     Job("prune_changelog", timedelta(hours=1), prune_changelog),
     Job("prune_import_applied", timedelta(hours=1), prune_import_applied),
 )
+
+
+def jobs_for(settings: Settings, metrics: CronMetrics) -> tuple[Job, ...]:
+    """`JOBS` plus the jobs the configuration switches on: `index_snapshots` while
+    `[index] snapshot_dir` is set."""
+    if not settings.index.snapshot_dir:
+        return JOBS
+    snapshots = IndexSnapshots.from_settings(settings.index, metrics)
+
+    async def index_snapshots(ctx: JobContext) -> object:
+        run = await snapshots.take(datetime.now(UTC))
+        if run.failed:
+            raise JobFailed(f"{run}: no new snapshot of {', '.join(run.failed)}")
+        return run
+
+    return (*JOBS, Job("index_snapshots", snapshots.check_every, index_snapshots))

@@ -7,7 +7,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 class CronMetrics:
     """`cron_leader` (1 while this process holds the lock), `cron_job_runs_total{job,result}`,
-    `cron_job_duration_seconds{job}`."""
+    `cron_job_duration_seconds{job}`; per index shard (labelled by its URL) the newest
+    snapshot's time and size and the failed snapshot attempts."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.leader = Gauge(
@@ -23,5 +24,23 @@ class CronMetrics:
             "cron_job_duration_seconds",
             "Duration of one cron job run.",
             ["job"],
+            registry=registry,
+        )
+        self.snapshot_time = Gauge(
+            "cron_index_snapshot_last_success_timestamp_seconds",
+            "Unix time of the newest complete snapshot of an index shard.",
+            ["shard"],
+            registry=registry,
+        )
+        self.snapshot_bytes = Gauge(
+            "cron_index_snapshot_bytes",
+            "Size of the newest complete snapshot of an index shard.",
+            ["shard"],
+            registry=registry,
+        )
+        self.snapshot_failures = Counter(
+            "cron_index_snapshot_failures_total",
+            "Snapshots of an index shard that failed (its older snapshots are kept).",
+            ["shard"],
             registry=registry,
         )

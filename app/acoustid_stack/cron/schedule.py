@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from acoustid_stack.cron.jobs import Job, JobContext
+from acoustid_stack.cron.jobs import Job, JobContext, JobFailed
 from acoustid_stack.cron.metrics import CronMetrics
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,11 @@ class Scheduler:
             started = self._clock()
             try:
                 result = await job.run(ctx)
-            except Exception:
-                logger.exception("cron job %s failed; next try in %s", job.name, job.every)
+            except Exception as exc:
+                if isinstance(exc, JobFailed):
+                    logger.error("cron job %s failed: %s; next try in %s", job.name, exc, job.every)
+                else:
+                    logger.exception("cron job %s failed; next try in %s", job.name, job.every)
                 self._metrics.runs.labels(job.name, "error").inc()
             else:
                 logger.info("cron job %s done: %s", job.name, result)

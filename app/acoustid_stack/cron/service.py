@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 
 from acoustid_stack.config import Settings
-from acoustid_stack.cron.jobs import JOBS, Job, JobContext
+from acoustid_stack.cron.jobs import Job, JobContext, jobs_for
 from acoustid_stack.cron.leader import LeaderElection
 from acoustid_stack.cron.metrics import CronMetrics
 from acoustid_stack.cron.schedule import Scheduler
@@ -25,13 +25,15 @@ async def run_cron(
     settings: Settings,
     *,
     stop: asyncio.Event,
-    jobs: Sequence[Job] = JOBS,
+    jobs: Sequence[Job] | None = None,
     retry_interval: float = 5.0,
     metrics: CronMetrics | None = None,
 ) -> None:
     """Run until `stop` is set. While leader, the lock is re-checked every `retry_interval`
-    and between jobs; a leader that loses its database session stops running jobs."""
+    and between jobs; a leader that loses its database session stops running jobs.
+    `jobs` default to those the settings switch on (`jobs_for`)."""
     metrics = metrics or CronMetrics()
+    jobs = jobs_for(settings, metrics) if jobs is None else jobs
     election = LeaderElection(
         conninfo=settings.database.app.conninfo(), retry_interval=retry_interval
     )

@@ -23,6 +23,7 @@ from acoustid_stack.index.client import HashRing, ShardedIndexClient
 from acoustid_stack.index.interfaces import Delete, FpindexError, Insert
 from acoustid_stack.index.registry import check_name
 from acoustid_stack.index.segment import SegmentFileError
+from acoustid_stack.index.snapshots import download_snapshot
 from acoustid_stack.index.store import IndexStore, verify_index_dir
 
 BATCH = 1000
@@ -222,15 +223,7 @@ async def _reshard(old_shards: list[str], new_shards: list[str], name: str) -> N
 async def _download_snapshot(shard: str, name: str, directory: Path) -> None:
     directory.mkdir(parents=True)
     archive_path = directory.parent / "snapshot.tar"
-    async with (
-        httpx.AsyncClient(timeout=httpx.Timeout(600, connect=5)) as http,
-        http.stream("GET", f"{shard}/{name}/_snapshot") as response,
-    ):
-        if response.status_code != 200:
-            raise FpindexError(f"snapshot of {shard}/{name}: HTTP {response.status_code}")
-        with archive_path.open("wb") as f:
-            async for chunk in response.aiter_bytes():
-                f.write(chunk)
+    await download_snapshot(shard, name, archive_path)
     with archive_path.open("rb") as f:
         _extract(f, directory)
     _verify(directory)

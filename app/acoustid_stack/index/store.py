@@ -503,12 +503,7 @@ class IndexStore:
         """
         self.checkpoint()
         with self._maintenance_lock:
-            manifest = read_manifest(self.path)
-            names = [MANIFEST]
-            for entry in manifest["segments"]:
-                names.append(f"{SEGMENTS_DIR}/{entry['file']}")
-                if entry.get("deleted"):
-                    names.append(f"{SEGMENTS_DIR}/{entry['deleted']}")
+            names = [MANIFEST, *manifest_files(read_manifest(self.path))]
             (destination / SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
             for name in names:
                 os.link(self.path / name, destination / name)
@@ -563,6 +558,16 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if manifest.get("format") != _FORMAT:
         raise SegmentFileError(f"{path / MANIFEST}: unknown format {manifest.get('format')!r}")
     return manifest
+
+
+def manifest_files(manifest: dict[str, Any]) -> list[str]:
+    """Paths, relative to the index directory, of the files `manifest` refers to."""
+    names = []
+    for entry in manifest["segments"]:
+        names.append(f"{SEGMENTS_DIR}/{entry['file']}")
+        if entry.get("deleted"):
+            names.append(f"{SEGMENTS_DIR}/{entry['deleted']}")
+    return names
 
 
 def verify_index_dir(path: Path) -> dict[str, Any]:

@@ -78,6 +78,10 @@ class Layout:
     def secret(self) -> Path:
         return self.root / "website-secret"
 
+    @property
+    def index_snapshots(self) -> Path:
+        return self.root / "index-snapshots"
+
     def service_dir(self, name: str) -> Path:
         return self.root / name
 
@@ -101,8 +105,11 @@ def stack_ports(layout: Layout, *, use_system_services: bool) -> dict[str, int]:
     return ports
 
 
-def write_config(layout: Layout, ports: dict[str, int], *, database_prefix: str) -> Path:
-    """The acoustid.conf every child process reads (ACOUSTID_CONFIG)."""
+def write_config(
+    layout: Layout, ports: dict[str, int], *, database_prefix: str, index_snapshots: bool = False
+) -> Path:
+    """The acoustid.conf every child process reads (ACOUSTID_CONFIG); with `index_snapshots`,
+    cron keeps index snapshots in the data folder."""
     if not layout.secret.exists():
         layout.secret.write_text(secrets.token_urlsafe(32))
         layout.secret.chmod(0o600)
@@ -113,6 +120,8 @@ def write_config(layout: Layout, ports: dict[str, int], *, database_prefix: str)
     ini["redis"] = {"host": LOOPBACK, "port": str(ports["redis"])}
     ini["nats"] = {"servers": f"nats://{LOOPBACK}:{ports['nats']}"}
     ini["index"] = {"shards": f"http://{LOOPBACK}:{ports['index']}", "name": INDEX_NAME}
+    if index_snapshots:
+        ini["index"]["snapshot_dir"] = str(layout.index_snapshots)
     ini["api"] = {"host": LOOPBACK, "port": str(ports["api"])}
     ini["web"] = {"host": LOOPBACK, "port": str(ports["web"])}
     ini["website"] = {
@@ -149,7 +158,9 @@ class Stack:
         self.ports = stack_ports(self.layout, use_system_services=options.use_system_services)
         # system services are shared with other users: keep our databases apart by name
         prefix = "acoustid_local" if options.use_system_services else "acoustid"
-        self.config_path = write_config(self.layout, self.ports, database_prefix=prefix)
+        self.config_path = write_config(
+            self.layout, self.ports, database_prefix=prefix, index_snapshots=True
+        )
         self.env = {**os.environ, "ACOUSTID_CONFIG": str(self.config_path)}
         # with --use-system-services, servers already listening are used as they are
         self.supervised_infrastructure = tuple(

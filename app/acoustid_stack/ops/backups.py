@@ -8,6 +8,7 @@ status.json and the metrics file.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -17,11 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import redis
 
 from acoustid_stack.config import DatabaseName, Settings
 from acoustid_stack.errors import UserError
+from acoustid_stack.index.interfaces import FpindexError
+from acoustid_stack.index.snapshots import download_snapshot
 from acoustid_stack.local.binaries import find_binary
 from acoustid_stack.ops import status
 from acoustid_stack.ops.layout import BackupRepository, StackFiles
@@ -115,18 +117,10 @@ def backup_index(repo: BackupRepository, files: StackFiles, settings: Settings) 
         started = datetime.now(UTC)
         folder = repo.new_backup_dir(name, started)
         try:
-            with (
-                httpx.Client(timeout=httpx.Timeout(600, connect=5)) as http,
-                http.stream("GET", f"{url}/{settings.index.name}/_snapshot") as response,
-            ):
-                if response.status_code != 200:
-                    raise UserError(f"snapshot of {url}: HTTP {response.status_code}")
-                with (folder / "snapshot.tar").open("wb") as out:
-                    for chunk in response.iter_bytes():
-                        out.write(chunk)
-        except httpx.HTTPError as exc:
+            asyncio.run(download_snapshot(url, settings.index.name, folder / "snapshot.tar"))
+        except FpindexError as exc:
             shutil.rmtree(folder, ignore_errors=True)
-            raise UserError(f"snapshot of {url} failed: {exc}") from exc
+            raise UserError(str(exc)) from exc
         taken.append(_finish(repo, name, folder, {"taken_at": started.isoformat(), "shard": url}))
     return taken
 

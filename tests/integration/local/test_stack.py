@@ -56,5 +56,6 @@ def test_ports_config_and_secret_survive_a_second_start(tmp_path: Path) -> None:
     settings = load_settings(str(second.config_path), environ={})
     assert settings.database.app.port == chosen["postgresql"]
     assert settings.index.shards == [f"http://127.0.0.1:{chosen['index']}"]
+    assert settings.index.snapshot_dir == str(Layout(data).index_snapshots)  # cron's snapshots
     assert settings.nats.servers == [f"nats://127.0.0.1:{chosen['nats']}"]
     assert settings.website.secret == secret
