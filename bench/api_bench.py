@@ -52,6 +52,7 @@ import redis
 from acoustid_stack.api.auth import new_api_key
 from acoustid_stack.config import Settings, load_settings
 from acoustid_stack.db import migrate
+from acoustid_stack.db.reader import Reader
 from acoustid_stack.fingerprint import encode_fingerprint, extract_query
 from acoustid_stack.index.client import ShardedIndexClient
 from acoustid_stack.local.process import ManagedProcess, free_port
@@ -321,9 +322,9 @@ def run_lookups(port: int, bodies: list[bytes], queries: list[Query], clients: i
 
 async def baseline_lookups(settings: Settings, queries: list[Query]) -> Run:
     """`Matcher.find` in this process, one query after another: no HTTP, no api."""
-    databases = open_databases(settings.database, pool_size=2)
+    reader = Reader(settings.database.fingerprint_ro, max_size=2)
     index = ShardedIndexClient.from_settings(settings)
-    matcher = Matcher(index=index, candidates=DatabaseCandidates(engine=databases.fingerprint))
+    matcher = Matcher(index=index, candidates=DatabaseCandidates(reader=reader))
     try:
         for query in queries[:50]:  # warm-up: connections, caches
             await matcher.find(query.hashes, query.length, min_score=MIN_SCORE)
@@ -337,7 +338,7 @@ async def baseline_lookups(settings: Settings, queries: list[Query]) -> Run:
         rate = len(queries) / (time.perf_counter() - started)
     finally:
         await index.close()
-        await databases.dispose()
+        await reader.close()
     expected = sum(1 for q in queries if q.expected is not None)
     return Run(rate, latencies, found, expected)
 

@@ -10,9 +10,6 @@ from dataclasses import dataclass, replace
 
 import sentry_sdk
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
-from redis.backoff import NoBackoff
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
@@ -36,11 +33,13 @@ from acoustid_stack.api.stats import LookupStats
 from acoustid_stack.api.submit import SubmissionPublisher, SubmissionStatusHandler, SubmitHandler
 from acoustid_stack.api.tracks import FingerprintHandler, ListByMbidHandler, ListByPuidHandler
 from acoustid_stack.api.user import CreateAnonymousHandler, UserLookupHandler
-from acoustid_stack.config import RedisSettings, Settings, load_settings
+from acoustid_stack.config import Settings, load_settings
+from acoustid_stack.db.reader import Reader
 from acoustid_stack.index.client import ShardedIndexClient
 from acoustid_stack.index.interfaces import FingerprintIndex
 from acoustid_stack.logging_setup import configure_logging
 from acoustid_stack.matching import DatabaseCandidates, Matcher
+from acoustid_stack.redis_client import connect_redis
 from acoustid_stack.submissions.databases import Databases, open_databases
 
 #: Upstream accepts any method on every route; clients use GET and POST.
@@ -51,10 +50,12 @@ REDIS_TIMEOUT_SECONDS = 0.5
 
 @dataclass
 class Resources:
-    """Connections one api process holds: databases (rw and read-only), Redis, index, NATS."""
+    """Connections one api process holds: databases (rw and read-only), Redis, index, NATS;
+    `fingerprint_reader` serves the hot reads of lookups (the read-only fingerprint database)."""
 
     databases: Databases
     readonly: Databases
+    fingerprint_reader: Reader
     redis: Redis
     index: FingerprintIndex
     publisher: SubmissionPublisher
@@ -69,7 +70,10 @@ class Resources:
         return cls(
             databases=databases,
             readonly=readonly,
-            redis=connect_redis(settings.redis),
+            fingerprint_reader=Reader(ro.fingerprint_ro),
+            # No retries: redis-py's default retries with backoff for seconds, which would
+            # turn a Redis outage into seconds of latency on every request, not failing open.
+            redis=connect_redis(settings.redis, timeout=REDIS_TIMEOUT_SECONDS, retries=0),
             index=index or ShardedIndexClient.from_settings(settings),
             publisher=SubmissionPublisher(settings=settings.nats),
         )
@@ -77,40 +81,11 @@ class Resources:
     async def close(self) -> None:
         await self.publisher.close()
         await self.index.close()
+        await self.fingerprint_reader.close()
         await self.redis.aclose()
         await self.databases.dispose()
         if self.readonly is not self.databases:
             await self.readonly.dispose()
-
-
-def connect_redis(settings: RedisSettings) -> Redis:
-    """The Redis master, directly or through Sentinel; short timeouts (fail-open callers)."""
-    timeout = REDIS_TIMEOUT_SECONDS
-    # No retries: redis-py's default retries with backoff for seconds, which would turn a
-    # Redis outage into seconds of latency on every request instead of failing open.
-    no_retry = Retry(NoBackoff(), 0)
-    if settings.sentinels:
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            settings.sentinels, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        master: Redis = sentinel.master_for(
-            settings.sentinel_master,
-            password=settings.password,
-            db=settings.db,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=no_retry,
-        )
-        return master
-    return Redis(
-        host=settings.host,
-        port=settings.port,
-        password=settings.password,
-        db=settings.db,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=no_retry,
-    )
 
 
 def create_app(
@@ -197,19 +172,17 @@ def lookup_routes(
     keys: ApiKeys,
     metrics: ApiMetrics,
 ) -> list[BaseRoute]:
-    # Lookups only read: autocommit spares each query a BEGIN and a ROLLBACK round trip.
-    fingerprint_db = resources.readonly.fingerprint.execution_options(isolation_level="AUTOCOMMIT")
     matcher = Matcher(
         index=resources.index,
-        candidates=DatabaseCandidates(engine=fingerprint_db),
+        candidates=DatabaseCandidates(reader=resources.fingerprint_reader),
         search_timeout=settings.website.search_timeout,
     )
     handler = LookupHandler(
         keys=keys,
         matcher=matcher,
-        catalog=Catalog(fingerprint_db=fingerprint_db),
+        catalog=Catalog(reader=resources.fingerprint_reader),
         metadata=CachedExistence(
-            provider=SubmittedMetadata(fingerprint_db=fingerprint_db),
+            provider=SubmittedMetadata(fingerprint_reader=resources.fingerprint_reader),
             redis=resources.redis,
             key_prefix=settings.redis.key_prefix,
         ),
@@ -239,7 +212,7 @@ def submission_routes(
 
 
 def track_routes(resources: Resources, runner: EndpointRunner) -> list[BaseRoute]:
-    catalog = Catalog(fingerprint_db=resources.readonly.fingerprint)
+    catalog = Catalog(reader=resources.fingerprint_reader)
     return [
         Route(
             "/v2/track/list_by_mbid",

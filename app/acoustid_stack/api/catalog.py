@@ -7,10 +7,7 @@ from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from acoustid_stack.db.schema.fingerprint import fingerprint, meta, track, track_mbid, track_meta
+from acoustid_stack.db.reader import Reader
 
 #: Upstream shows at most this many user meta rows per track (`usermeta`).
 MAX_USER_META_PER_TRACK = 10
@@ -43,36 +40,28 @@ class StoredFingerprint:
 
 
 class Catalog:
-    def __init__(self, *, fingerprint_db: AsyncEngine) -> None:
-        self._db = fingerprint_db
+    """Reads of the fingerprint database (or its replica) for lookups and track listings."""
+
+    def __init__(self, *, reader: Reader) -> None:
+        self._reader = reader
 
     async def track_gids(self, track_ids: Collection[int]) -> dict[int, TrackRef]:
         """track id → (id, gid) of the track it stands for now (merged tracks point onward)."""
         if not track_ids:
             return {}
-        merged = track.alias("merged")
-        statement = (
-            select(
-                track.c.id,
-                func.coalesce(merged.c.id, track.c.id).label("current_id"),
-                func.coalesce(merged.c.gid, track.c.gid).label("current_gid"),
-            )
-            .outerjoin(merged, merged.c.id == track.c.new_id)
-            .where(track.c.id.in_(list(track_ids)))
+        rows = await self._reader.fetch(
+            f"SELECT t.id, {_CURRENT_TRACK} WHERE t.id = ANY(%s)", (list(track_ids),)
         )
-        async with self._db.connect() as connection:
-            rows = (await connection.execute(statement)).all()
-        return {row.id: (row.current_id, row.current_gid) for row in rows}
+        return {track_id: (current_id, current_gid) for track_id, current_id, current_gid in rows}
 
     async def tracks_by_gid(self, gids: Collection[uuid.UUID]) -> dict[uuid.UUID, TrackRef]:
         """gid → (id, gid) of the track it stands for now; unknown gids are left out."""
         if not gids:
             return {}
-        statement = select(track.c.gid, track.c.id).where(track.c.gid.in_(list(gids)))
-        async with self._db.connect() as connection:
-            found = {row.gid: row.id for row in await connection.execute(statement)}
-        current = await self.track_gids(found.values())
-        return {gid: current[track_id] for gid, track_id in found.items() if track_id in current}
+        rows = await self._reader.fetch(
+            f"SELECT t.gid, {_CURRENT_TRACK} WHERE t.gid = ANY(%s)", (list(gids),)
+        )
+        return {gid: (current_id, current_gid) for gid, current_id, current_gid in rows}
 
     async def mbids(
         self, track_ids: Collection[int], *, include_disabled: bool = False
@@ -80,57 +69,31 @@ class Catalog:
         """track id → its MBID links ordered by MBID."""
         if not track_ids:
             return {}
-        statement = (
-            select(
-                track_mbid.c.track_id,
-                track_mbid.c.mbid,
-                track_mbid.c.submission_count,
-                track_mbid.c.disabled,
-            )
-            .where(track_mbid.c.track_id.in_(list(track_ids)))
-            .order_by(track_mbid.c.track_id, track_mbid.c.mbid)
+        rows = await self._reader.fetch(
+            "SELECT track_id, mbid, submission_count, disabled FROM track_mbid"
+            " WHERE track_id = ANY(%s) AND (NOT disabled OR %s) ORDER BY track_id, mbid",
+            (list(track_ids), include_disabled),
         )
-        if not include_disabled:
-            statement = statement.where(track_mbid.c.disabled.is_(False))
         result: dict[int, list[MbidLink]] = defaultdict(list)
-        async with self._db.connect() as connection:
-            for row in await connection.execute(statement):
-                result[row.track_id].append(MbidLink(row.mbid, row.submission_count, row.disabled))
+        for track_id, mbid, submission_count, disabled in rows:
+            result[track_id].append(MbidLink(mbid, submission_count, disabled))
         return result
 
     async def user_meta(self, track_ids: Collection[int]) -> dict[int, list[UserMeta]]:
         """track id → up to 10 submitted meta rows, most submitted first."""
         if not track_ids:
             return {}
-        ranked = (
-            select(
-                track_meta.c.track_id,
-                meta.c.track,
-                meta.c.artist,
-                meta.c.album,
-                meta.c.album_artist,
-                func.row_number()
-                .over(
-                    partition_by=track_meta.c.track_id,
-                    order_by=(track_meta.c.submission_count.desc(), meta.c.id),
-                )
-                .label("rank"),
-            )
-            .join(meta, meta.c.id == track_meta.c.meta_id)
-            .where(track_meta.c.track_id.in_(list(track_ids)))
-            .subquery()
-        )
-        statement = (
-            select(ranked)
-            .where(ranked.c.rank <= MAX_USER_META_PER_TRACK)
-            .order_by(ranked.c.track_id, ranked.c.rank)
+        rows = await self._reader.fetch(
+            "SELECT track_id, track, artist, album, album_artist FROM ("
+            " SELECT tm.track_id, m.track, m.artist, m.album, m.album_artist, row_number() OVER"
+            "  (PARTITION BY tm.track_id ORDER BY tm.submission_count DESC, m.id) AS rank"
+            " FROM track_meta tm JOIN meta m ON m.id = tm.meta_id WHERE tm.track_id = ANY(%s)"
+            ") ranked WHERE rank <= %s ORDER BY track_id, rank",
+            (list(track_ids), MAX_USER_META_PER_TRACK),
         )
         result: dict[int, list[UserMeta]] = defaultdict(list)
-        async with self._db.connect() as connection:
-            for row in await connection.execute(statement):
-                result[row.track_id].append(
-                    UserMeta(row.track, row.artist, row.album, row.album_artist)
-                )
+        for track_id, *values in rows:
+            result[track_id].append(UserMeta(*values))
         return result
 
     async def tracks_by_mbid(
@@ -139,24 +102,26 @@ class Catalog:
         """MBID → [(track gid, link disabled)] ordered by gid."""
         if not mbids:
             return {}
-        statement = (
-            select(track_mbid.c.mbid, track.c.gid, track_mbid.c.disabled)
-            .join(track, track.c.id == track_mbid.c.track_id)
-            .where(track_mbid.c.mbid.in_(list(mbids)))
-            .order_by(track_mbid.c.mbid, track.c.gid)
+        rows = await self._reader.fetch(
+            "SELECT tm.mbid, t.gid, tm.disabled FROM track_mbid tm"
+            " JOIN track t ON t.id = tm.track_id"
+            " WHERE tm.mbid = ANY(%s) AND (NOT tm.disabled OR %s) ORDER BY tm.mbid, t.gid",
+            (list(mbids), include_disabled),
         )
-        if not include_disabled:
-            statement = statement.where(track_mbid.c.disabled.is_(False))
         result: dict[uuid.UUID, list[tuple[uuid.UUID, bool]]] = defaultdict(list)
-        async with self._db.connect() as connection:
-            for row in await connection.execute(statement):
-                result[row.mbid].append((row.gid, row.disabled))
+        for mbid, gid, disabled in rows:
+            result[mbid].append((gid, disabled))
         return result
 
     async def fingerprint(self, fingerprint_id: int) -> StoredFingerprint | None:
-        statement = select(fingerprint.c.id, fingerprint.c.fingerprint, fingerprint.c.length).where(
-            fingerprint.c.id == fingerprint_id
+        rows = await self._reader.fetch(
+            "SELECT id, fingerprint, length FROM fingerprint WHERE id = %s", (fingerprint_id,)
         )
-        async with self._db.connect() as connection:
-            row = (await connection.execute(statement)).first()
-        return StoredFingerprint(row.id, list(row.fingerprint), row.length) if row else None
+        return StoredFingerprint(rows[0][0], rows[0][1].tolist(), rows[0][2]) if rows else None
+
+
+#: (id, gid) of the track `t` stands for now: a merged track's new_id points at the track
+#: that absorbed it
+_CURRENT_TRACK = (
+    "coalesce(m.id, t.id), coalesce(m.gid, t.gid) FROM track t LEFT JOIN track m ON m.id = t.new_id"
+)

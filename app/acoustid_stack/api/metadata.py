@@ -16,10 +16,8 @@ from typing import Final, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from acoustid_stack.db.schema.fingerprint import meta, track_mbid, track_meta
+from acoustid_stack.db.reader import Reader
 
 MBID_CACHE_SECONDS: Final = 3600
 
@@ -75,41 +73,31 @@ class MetadataProvider(Protocol):
 class SubmittedMetadata:
     """Recordings described by submitted user meta, from the fingerprint database."""
 
-    def __init__(self, *, fingerprint_db: AsyncEngine) -> None:
-        self._db = fingerprint_db
+    def __init__(self, *, fingerprint_reader: Reader) -> None:
+        self._reader = fingerprint_reader
 
     async def recordings(self, mbids: Collection[uuid.UUID]) -> dict[uuid.UUID, Recording]:
         if not mbids:
             return {}
-        statement = (
-            select(
-                track_mbid.c.mbid, meta.c.track, meta.c.artist, meta.c.album, meta.c.album_artist
-            )
-            .distinct(track_mbid.c.mbid)
-            .join(track_meta, track_meta.c.track_id == track_mbid.c.track_id)
-            .join(meta, meta.c.id == track_meta.c.meta_id)
-            .where(track_mbid.c.mbid.in_(list(mbids)), track_mbid.c.disabled.is_(False))
-            .order_by(track_mbid.c.mbid, track_meta.c.submission_count.desc(), meta.c.id)
+        # per MBID the meta submitted most often for a track linked to it
+        rows = await self._reader.fetch(
+            "SELECT DISTINCT ON (tm.mbid) tm.mbid, m.track, m.artist, m.album, m.album_artist"
+            " FROM track_mbid tm JOIN track_meta tt ON tt.track_id = tm.track_id"
+            " JOIN meta m ON m.id = tt.meta_id"
+            " WHERE tm.mbid = ANY(%s) AND NOT tm.disabled"
+            " ORDER BY tm.mbid, tt.submission_count DESC, m.id",
+            (list(mbids),),
         )
-        async with self._db.connect() as connection:
-            rows = (await connection.execute(statement)).all()
-        return {
-            row.mbid: recording_from_meta(
-                row.mbid, row.track, row.artist, row.album, row.album_artist
-            )
-            for row in rows
-        }
+        return {row[0]: recording_from_meta(*row) for row in rows}
 
     async def existing(self, mbids: Collection[uuid.UUID]) -> set[uuid.UUID]:
         if not mbids:
             return set()
-        statement = (
-            select(track_mbid.c.mbid)
-            .distinct()
-            .where(track_mbid.c.mbid.in_(list(mbids)), track_mbid.c.disabled.is_(False))
+        rows = await self._reader.fetch(
+            "SELECT DISTINCT mbid FROM track_mbid WHERE mbid = ANY(%s) AND NOT disabled",
+            (list(mbids),),
         )
-        async with self._db.connect() as connection:
-            return set((await connection.scalars(statement)).all())
+        return {mbid for (mbid,) in rows}
 
 
 def recording_from_meta(

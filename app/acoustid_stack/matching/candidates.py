@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 import numpy as np
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from acoustid_stack.db.schema.fingerprint import fingerprint, track
+from acoustid_stack.db.reader import Reader
+from acoustid_stack.db.schema.fingerprint import fingerprint
 from acoustid_stack.fingerprint.hashes import Int32Array
 
 
@@ -40,38 +41,29 @@ class CandidateStore(Protocol):
 
 class DatabaseCandidates:
     """Candidates for lookups, read from the fingerprint database with their current track
-    (id and gid, merges followed) in the same query; one pooled connection per call."""
+    (id and gid, merges followed) in the same query."""
 
-    def __init__(self, *, engine: AsyncEngine) -> None:
-        self._engine = engine
+    # the current track: a merged track's new_id points at the track that absorbed it
+    _QUERY: Final = (
+        "SELECT f.id, f.length, f.fingerprint, coalesce(m.id, t.id), coalesce(m.gid, t.gid)"
+        " FROM fingerprint f JOIN track t ON t.id = f.track_id"
+        " LEFT JOIN track m ON m.id = t.new_id"
+        " WHERE f.id = ANY(%s) AND f.length BETWEEN %s AND %s"
+    )
+
+    def __init__(self, *, reader: Reader) -> None:
+        self._reader = reader
 
     async def load(
         self, ids: Sequence[int], *, min_length: int, max_length: int
     ) -> list[Candidate]:
         if not ids:
             return []
-        merged = track.alias("merged")
-        statement = (
-            select(
-                fingerprint.c.id,
-                fingerprint.c.length,
-                fingerprint.c.fingerprint,
-                func.coalesce(merged.c.id, track.c.id).label("track_id"),
-                func.coalesce(merged.c.gid, track.c.gid).label("track_gid"),
-            )
-            .join(track, track.c.id == fingerprint.c.track_id)
-            .outerjoin(merged, merged.c.id == track.c.new_id)
-            .where(
-                fingerprint.c.id.in_(list(ids)),
-                fingerprint.c.length.between(min_length, max_length),
-            )
-        )
-        async with self._engine.connect() as connection:
-            result = await connection.execute(statement)
-            return [
-                Candidate(row.id, row.track_id, row.length, _hashes(row.fingerprint), row.track_gid)
-                for row in result
-            ]
+        rows = await self._reader.fetch(self._QUERY, (list(ids), min_length, max_length))
+        return [
+            Candidate(fingerprint_id, track_id, length, hashes, track_gid)
+            for fingerprint_id, length, hashes, track_id, track_gid in rows
+        ]
 
 
 async def load_candidates(
