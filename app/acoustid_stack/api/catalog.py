@@ -26,10 +26,19 @@ class MbidLink:
 
 @dataclass(frozen=True)
 class UserMeta:
+    """One row of submitted user meta (`meta` table), in the order of `USER_META_COLUMNS`."""
+
     track: str | None
     artist: str | None
     album: str | None
     album_artist: str | None
+    track_no: int | None = None
+    disc_no: int | None = None
+    year: int | None = None
+
+
+#: the `meta m` columns of a UserMeta, for every query that reads one
+USER_META_COLUMNS = "m.track, m.artist, m.album, m.album_artist, m.track_no, m.disc_no, m.year"
 
 
 @dataclass(frozen=True)
@@ -84,15 +93,14 @@ class Catalog:
         if not track_ids:
             return {}
         rows = await self._reader.fetch(
-            "SELECT track_id, track, artist, album, album_artist FROM ("
-            " SELECT tm.track_id, m.track, m.artist, m.album, m.album_artist, row_number() OVER"
+            f"SELECT * FROM (SELECT tm.track_id, {USER_META_COLUMNS}, row_number() OVER"  # noqa: S608
             "  (PARTITION BY tm.track_id ORDER BY tm.submission_count DESC, m.id) AS rank"
             " FROM track_meta tm JOIN meta m ON m.id = tm.meta_id WHERE tm.track_id = ANY(%s)"
             ") ranked WHERE rank <= %s ORDER BY track_id, rank",
             (list(track_ids), MAX_USER_META_PER_TRACK),
         )
         result: dict[int, list[UserMeta]] = defaultdict(list)
-        for track_id, *values in rows:
+        for track_id, *values, _rank in rows:
             result[track_id].append(UserMeta(*values))
         return result
 

@@ -1,9 +1,12 @@
 """The `meta` parameter of `/v2/lookup` and the metadata it adds to each result (§1.6).
 
 Precedence as upstream: recordings (or recordingids) nest release groups, else releases;
-without recordings, release groups or releases attach to the result directly. Keys whose
-value is empty or null are left out. `compress` drops a child's artists/title equal to its
-parent's; `usermeta` shows submitted meta as id-less recordings when no MBID is known.
+without recordings, release groups or releases attach to the result directly. `tracks` adds
+each release's mediums with the recording's track on them. Keys whose value is empty or null
+are left out: what the provider does not know is absent, never made up. `compress` drops a
+child's artists/title equal to its parent's (a track's title equal to its recording's, its
+artists equal to its release's); `usermeta` shows submitted meta as id-less recordings when
+no MBID is known.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from typing import Any, Final
 from acoustid_stack.api.catalog import MbidLink, UserMeta
 from acoustid_stack.api.metadata import (
     Artist,
+    Medium,
     Recording,
     Release,
+    ReleaseEvent,
     ReleaseGroup,
+    Track,
     recording_from_meta,
 )
 
@@ -86,10 +92,7 @@ def track_metadata(
     """The metadata keys of one lookup result (a track)."""
     known = [(link, recordings.get(link.mbid) or Recording(link.mbid)) for link in links]
     if not known and "usermeta" in request.values:
-        shown = [
-            (None, recording_from_meta(None, row.track, row.artist, row.album, row.album_artist))
-            for row in user_meta
-        ]
+        shown = [(None, recording_from_meta(None, row)) for row in user_meta]
         return _without_empty({"recordings": [_recording(request, r, s) for s, r in shown]})
     if request.recordings:
         return _without_empty(
@@ -98,11 +101,11 @@ def track_metadata(
     groups = [group for _, recording in known for group in recording.release_groups]
     if request.release_groups:
         return _without_empty(
-            {"releasegroups": _unique(_release_group(request, g) for g in groups)}
+            {"releasegroups": _unique(_release_group(request, g, None) for g in groups)}
         )
     if request.releases:
         releases = [release for group in groups for release in group.releases]
-        return _without_empty({"releases": _unique(_release(request, r) for r in releases)})
+        return _without_empty({"releases": _unique(_release(request, r, None) for r in releases)})
     return {}
 
 
@@ -116,46 +119,86 @@ def _recording(request: MetaRequest, recording: Recording, link: MbidLink | None
         data["artists"] = _artists(recording.artists)
     if request.release_groups:
         data["releasegroups"] = _unique(
-            _compressed(request, data, _release_group(request, group))
+            _compressed(request, data, _release_group(request, group, data))
             for group in recording.release_groups
         )
     elif request.releases:
         data["releases"] = _unique(
-            _compressed(request, data, _release(request, release))
+            _compressed(request, data, _release(request, release, data))
             for group in recording.release_groups
             for release in group.releases
         )
     return _without_empty(data)
 
 
-def _release_group(request: MetaRequest, group: ReleaseGroup) -> Json:
+def _release_group(request: MetaRequest, group: ReleaseGroup, recording: Json | None) -> Json:
+    """`recording`: the recording shown above it (None when attached to the result)."""
     if "releasegroups" not in request.values:
-        return _without_empty({"id": _id(group.id)})
-    data: Json = {
-        "id": _id(group.id),
-        "title": group.title,
-        "type": group.type,
-        "artists": _artists(group.artists),
-    }
+        data: Json = {"id": _id(group.id)}
+    else:
+        data = {
+            "id": _id(group.id),
+            "title": group.title,
+            "type": group.type,
+            "artists": _artists(group.artists),
+        }
     if request.releases:
         data["releases"] = _unique(
-            _compressed(request, data, _release(request, release)) for release in group.releases
+            _compressed(request, data, _release(request, release, recording))
+            for release in group.releases
         )
     return _without_empty(data)
 
 
-def _release(request: MetaRequest, release: Release) -> Json:
-    if "releases" not in request.values:
-        return _without_empty({"id": _id(release.id)})
-    return _without_empty(
-        {
-            "id": _id(release.id),
+def _release(request: MetaRequest, release: Release, recording: Json | None) -> Json:
+    data: Json = {"id": _id(release.id)}
+    if "releases" in request.values:
+        events = _unique(_release_event(event) for event in release.events)
+        data |= {
             "title": release.title,
             "artists": _artists(release.artists),
             "track_count": release.track_count,
             "medium_count": release.medium_count,
+            "releaseevents": events,
+        }
+        data |= events[0] if events else {}  # upstream repeats the first event's country/date
+    if "tracks" in request.values:
+        data["mediums"] = _unique(
+            _medium(request, medium, data, recording) for medium in release.mediums
+        )
+    return _without_empty(data)
+
+
+def _release_event(event: ReleaseEvent) -> Json:
+    date = _without_empty({"year": event.year, "month": event.month, "day": event.day})
+    return _without_empty({"country": event.country, "date": date})
+
+
+def _medium(request: MetaRequest, medium: Medium, release: Json, recording: Json | None) -> Json:
+    return _without_empty(
+        {
+            "position": medium.position,
+            "track_count": medium.track_count,
+            "format": medium.format,
+            "title": medium.title,
+            "tracks": _unique(_track(request, t, release, recording) for t in medium.tracks),
         }
     )
+
+
+def _track(request: MetaRequest, track: Track, release: Json, recording: Json | None) -> Json:
+    data: Json = {
+        "id": _id(track.id),
+        "position": track.position,
+        "title": track.title,
+        "artists": _artists(track.artists),
+    }
+    if "compress" in request.values:
+        if recording is not None and data["title"] == recording.get("title"):
+            del data["title"]
+        if data["artists"] == release.get("artists"):
+            del data["artists"]
+    return _without_empty(data)
 
 
 def _artists(artists: Iterable[Artist]) -> list[Json]:

@@ -1,9 +1,12 @@
 """Recording metadata for lookups, behind a Protocol so a MusicBrainz mirror can replace it.
 
 MusicBrainz is not available here, so `SubmittedMetadata` describes a recording with what
-submissions told us: the MBID, and title/artist/album from user meta submitted for a track
-linked to that MBID (the most submitted one). `CachedExistence` remembers for an hour which
-MBIDs exist, as upstream does for its mirror checks.
+submissions told us: the MBID, and title/artist/album (with disc and track number and year)
+from user meta submitted for a track linked to that MBID (the most submitted one). The shape
+is MusicBrainz's (release group → release → medium → track) so that a mirror fills it whole;
+what submissions do not say (MBIDs of releases, track counts, medium formats) stays None.
+`CachedExistence` remembers for an hour which MBIDs exist, as upstream does for its mirror
+checks.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Final, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from acoustid_stack.api.catalog import USER_META_COLUMNS, UserMeta
 from acoustid_stack.db.reader import Reader
 
 MBID_CACHE_SECONDS: Final = 3600
@@ -32,12 +36,41 @@ class Artist:
 
 
 @dataclass(frozen=True)
+class Track:
+    """The recording on one medium of a release."""
+
+    position: int | None = None
+    title: str | None = None
+    artists: tuple[Artist, ...] = ()
+    id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Medium:
+    position: int | None = None
+    tracks: tuple[Track, ...] = ()
+    track_count: int | None = None
+    format: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseEvent:
+    country: str | None = None
+    year: int | None = None
+    month: int | None = None
+    day: int | None = None
+
+
+@dataclass(frozen=True)
 class Release:
     title: str | None
     id: uuid.UUID | None = None
     artists: tuple[Artist, ...] = ()
     track_count: int | None = None
     medium_count: int | None = None
+    events: tuple[ReleaseEvent, ...] = ()
+    mediums: tuple[Medium, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,14 +114,14 @@ class SubmittedMetadata:
             return {}
         # per MBID the meta submitted most often for a track linked to it
         rows = await self._reader.fetch(
-            "SELECT DISTINCT ON (tm.mbid) tm.mbid, m.track, m.artist, m.album, m.album_artist"
+            f"SELECT DISTINCT ON (tm.mbid) tm.mbid, {USER_META_COLUMNS}"  # noqa: S608 -- constant
             " FROM track_mbid tm JOIN track_meta tt ON tt.track_id = tm.track_id"
             " JOIN meta m ON m.id = tt.meta_id"
             " WHERE tm.mbid = ANY(%s) AND NOT tm.disabled"
             " ORDER BY tm.mbid, tt.submission_count DESC, m.id",
             (list(mbids),),
         )
-        return {row[0]: recording_from_meta(*row) for row in rows}
+        return {mbid: recording_from_meta(mbid, UserMeta(*values)) for mbid, *values in rows}
 
     async def existing(self, mbids: Collection[uuid.UUID]) -> set[uuid.UUID]:
         if not mbids:
@@ -100,24 +133,23 @@ class SubmittedMetadata:
         return {mbid for (mbid,) in rows}
 
 
-def recording_from_meta(
-    mbid: uuid.UUID | None,
-    title: str | None,
-    artist: str | None,
-    album: str | None,
-    album_artist: str | None,
-) -> Recording:
-    """A recording built from one row of user meta (title, artist, album)."""
-    artists = (Artist(artist),) if artist else ()
+def recording_from_meta(mbid: uuid.UUID | None, meta: UserMeta) -> Recording:
+    """A recording built from one row of user meta, as upstream reads it: the album is a
+    release group with one release, whose medium `disc_no` holds the recording as track
+    `track_no`; `year` is the release's date. Without an album there is no release."""
+    artists = (Artist(meta.artist),) if meta.artist else ()
     groups: tuple[ReleaseGroup, ...] = ()
-    if album:
-        album_artists = (Artist(album_artist),) if album_artist else artists
-        groups = (
-            ReleaseGroup(
-                album, artists=album_artists, releases=(Release(album, artists=album_artists),)
-            ),
+    if meta.album:
+        album_artists = (Artist(meta.album_artist),) if meta.album_artist else artists
+        track = Track(position=meta.track_no, title=meta.track, artists=artists)
+        release = Release(
+            meta.album,
+            artists=album_artists,
+            events=(ReleaseEvent(year=meta.year),) if meta.year else (),
+            mediums=(Medium(position=meta.disc_no, tracks=(track,)),),
         )
-    return Recording(mbid, title, artists, release_groups=groups)
+        groups = (ReleaseGroup(meta.album, artists=album_artists, releases=(release,)),)
+    return Recording(mbid, meta.track, artists, release_groups=groups)
 
 
 class CachedExistence:

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 
 from acoustid_stack import __version__
 from acoustid_stack.api.errors import ErrorCode
+from acoustid_stack.api.lookup_meta import META_VALUES
 
 Json = dict[str, Any]
 
@@ -36,8 +37,10 @@ _PARAMETERS: Final[dict[str, tuple[Json, str]]] = {
     "trackid": (_UUID, "AcoustID track id, instead of fingerprint and duration."),
     "meta": (
         _STRING,
-        "Space-separated: recordings recordingids releases releaseids releasegroups "
-        "releasegroupids tracks compress usermeta sources.",
+        f"Space-separated, any of: {' '.join(sorted(META_VALUES))}; 0 = none, "
+        "1 = recordingids, 2 = recordings releasegroups compress. `tracks` adds to each release "
+        "its mediums with the matched track (position, title, artists); keys the metadata "
+        "does not know are left out.",
     ),
     "maxdurationdiff": (
         {"type": "integer", "minimum": 1, "maximum": 30},

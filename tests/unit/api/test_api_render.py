@@ -8,10 +8,19 @@ import uuid
 import pytest
 
 from acoustid_stack.api.auth import ApiKeys, demo_api_key, new_api_key
-from acoustid_stack.api.catalog import MbidLink
+from acoustid_stack.api.catalog import MbidLink, UserMeta
 from acoustid_stack.api.errors import ApiError, ErrorCode, too_many_requests
 from acoustid_stack.api.lookup_meta import MetaRequest, track_metadata
-from acoustid_stack.api.metadata import recording_from_meta
+from acoustid_stack.api.metadata import (
+    Artist,
+    Medium,
+    Recording,
+    Release,
+    ReleaseEvent,
+    ReleaseGroup,
+    Track,
+    recording_from_meta,
+)
 from acoustid_stack.api.params import Params
 from acoustid_stack.api.render import OutputFormat, singular, to_xml
 
@@ -67,7 +76,7 @@ def test_meta_shortcuts_expand_as_upstream() -> None:
 
 def test_compress_drops_child_fields_equal_to_the_parent() -> None:
     mbid = uuid.uuid4()
-    recording = recording_from_meta(mbid, "Title", "Band", "Album", None)
+    recording = recording_from_meta(mbid, UserMeta("Title", "Band", "Album", None))
     link = MbidLink(mbid, 2, False)
     full = track_metadata(MetaRequest.parse("recordings releases"), [link], {mbid: recording}, [])
     compressed = track_metadata(
@@ -79,11 +88,73 @@ def test_compress_drops_child_fields_equal_to_the_parent() -> None:
 
 def test_release_groups_attach_to_the_result_without_recordings() -> None:
     mbid = uuid.uuid4()
-    recording = recording_from_meta(mbid, "Title", "Band", "Album", "Various")
+    recording = recording_from_meta(mbid, UserMeta("Title", "Band", "Album", "Various"))
     shaped = track_metadata(
         MetaRequest.parse("releasegroups"), [MbidLink(mbid, 1, False)], {mbid: recording}, []
     )
     assert shaped == {"releasegroups": [{"title": "Album", "artists": [{"name": "Various"}]}]}
+
+
+def test_tracks_show_all_a_provider_knows_in_the_upstream_shape() -> None:
+    """What a MusicBrainz mirror would fill: ids, counts, formats, release events."""
+    ids = [uuid.uuid4() for _ in range(5)]
+    band = Artist("Band", id=ids[4])
+    release = Release(
+        "Album",
+        id=ids[1],
+        artists=(band,),
+        track_count=24,
+        medium_count=2,
+        events=(ReleaseEvent("GB", 1999, 3, 1), ReleaseEvent("US", 1999)),
+        mediums=(
+            Medium(
+                position=2,
+                track_count=12,
+                format="CD",
+                title="Live",
+                tracks=(Track(position=3, title="Song (live)", artists=(band,), id=ids[2]),),
+            ),
+        ),
+    )
+    recording = Recording(
+        ids[0], "Song", (band,), 181.5, (ReleaseGroup("Album", id=ids[3], releases=(release,)),)
+    )
+    link = MbidLink(ids[0], 1, False)
+    shaped = track_metadata(
+        MetaRequest.parse("releases tracks compress"), [link], {ids[0]: recording}, []
+    )
+    gb = {"country": "GB", "date": {"year": 1999, "month": 3, "day": 1}}
+    assert shaped == {
+        "releases": [
+            {
+                "id": str(ids[1]),
+                "title": "Album",
+                "artists": [{"id": str(ids[4]), "name": "Band"}],
+                "track_count": 24,
+                "medium_count": 2,
+                "releaseevents": [gb, {"country": "US", "date": {"year": 1999}}],
+                **gb,
+                "mediums": [
+                    {
+                        "position": 2,
+                        "track_count": 12,
+                        "format": "CD",
+                        "title": "Live",
+                        # compress: the track's artists are the release's
+                        "tracks": [{"id": str(ids[2]), "position": 3, "title": "Song (live)"}],
+                    }
+                ],
+            }
+        ]
+    }
+    ids_only = track_metadata(
+        MetaRequest.parse("releaseids tracks"), [link], {ids[0]: recording}, []
+    )
+    assert ids_only["releases"][0]["id"] == str(ids[1])
+    assert "title" not in ids_only["releases"][0]
+    assert ids_only["releases"][0]["mediums"][0]["tracks"][0]["artists"] == [
+        {"id": str(ids[4]), "name": "Band"}
+    ]
 
 
 def test_demo_keys_are_eleven_characters_with_a_forced_a() -> None:
