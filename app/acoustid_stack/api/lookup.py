@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -14,7 +14,7 @@ from acoustid_stack.api.catalog import Catalog
 from acoustid_stack.api.endpoint import Client
 from acoustid_stack.api.errors import ApiError
 from acoustid_stack.api.lookup_meta import MetaRequest, track_metadata
-from acoustid_stack.api.metadata import MetadataProvider
+from acoustid_stack.api.metadata import MetadataProvider, Recording
 from acoustid_stack.api.metrics import ApiMetrics
 from acoustid_stack.api.params import Params, parse_int, parse_uuid, suffixed
 from acoustid_stack.api.stats import LookupStats
@@ -170,8 +170,13 @@ class LookupHandler:
     ) -> dict[int, dict[str, Any]]:
         links = await self._catalog.mbids(track_ids)
         mbids = {link.mbid for track_links in links.values() for link in track_links}
-        existing = await self._metadata.existing(mbids)
-        recordings = await self._metadata.recordings(existing)
+        recordings: Mapping[uuid.UUID, Recording] = {}
+        if meta.describes_recordings:
+            # a provider gives only recordings that exist: loading them checks existence too
+            recordings = await self._metadata.recordings(mbids)
+            existing: Collection[uuid.UUID] = recordings.keys()
+        else:
+            existing = await self._metadata.existing(mbids)
         user_meta = await self._catalog.user_meta(track_ids) if "usermeta" in meta.values else {}
         return {
             track_id: track_metadata(

@@ -12,7 +12,7 @@ no MBID is known.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -75,6 +75,11 @@ class MetaRequest:
         return "recordings" in self.values
 
     @property
+    def describes_recordings(self) -> bool:
+        """Whether the answer shows more of a recording than its MBID."""
+        return self.full_recordings or self.release_groups or self.releases
+
+    @property
     def release_groups(self) -> bool:
         return bool(self.values & {"releasegroups", "releasegroupids"})
 
@@ -86,7 +91,7 @@ class MetaRequest:
 def track_metadata(
     request: MetaRequest,
     links: Sequence[MbidLink],
-    recordings: dict[uuid.UUID, Recording],
+    recordings: Mapping[uuid.UUID, Recording],
     user_meta: Sequence[UserMeta],
 ) -> Json:
     """The metadata keys of one lookup result (a track)."""

@@ -6,7 +6,8 @@ from user meta submitted for a track linked to that MBID (the most submitted one
 is MusicBrainz's (release group → release → medium → track) so that a mirror fills it whole;
 what submissions do not say (MBIDs of releases, track counts, medium formats) stays None.
 `CachedExistence` remembers for an hour which MBIDs exist, as upstream does for its mirror
-checks.
+checks; lookups ask `existing` only when they show MBIDs alone (`recordingids` …): when they
+show metadata, loading the recordings answers existence in the same query.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ class Recording:
 
 class MetadataProvider(Protocol):
     async def recordings(self, mbids: Collection[uuid.UUID]) -> dict[uuid.UUID, Recording]:
-        """Metadata of the recordings it knows among `mbids` (others are left out)."""
+        """The recordings among `mbids` that exist, with what is known of them (at least the
+        id); MBIDs that name no recording are left out, so no `existing` call is needed."""
         ...
 
     async def existing(self, mbids: Collection[uuid.UUID]) -> set[uuid.UUID]:
@@ -115,10 +117,10 @@ class SubmittedMetadata:
         # per MBID the meta submitted most often for a track linked to it
         rows = await self._reader.fetch(
             f"SELECT DISTINCT ON (tm.mbid) tm.mbid, {USER_META_COLUMNS}"  # noqa: S608 -- constant
-            " FROM track_mbid tm JOIN track_meta tt ON tt.track_id = tm.track_id"
-            " JOIN meta m ON m.id = tt.meta_id"
+            " FROM track_mbid tm LEFT JOIN track_meta tt ON tt.track_id = tm.track_id"
+            " LEFT JOIN meta m ON m.id = tt.meta_id"
             " WHERE tm.mbid = ANY(%s) AND NOT tm.disabled"
-            " ORDER BY tm.mbid, tt.submission_count DESC, m.id",
+            " ORDER BY tm.mbid, tt.submission_count DESC NULLS LAST, m.id",
             (list(mbids),),
         )
         return {mbid: recording_from_meta(mbid, UserMeta(*values)) for mbid, *values in rows}

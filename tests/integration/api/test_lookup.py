@@ -8,8 +8,10 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
+import redis
 from starlette.testclient import TestClient
 
+from acoustid_stack.config import Settings
 from acoustid_stack.fingerprint import encode_fingerprint
 from api_support import Catalog, Keys, random_hashes
 
@@ -242,3 +244,31 @@ def test_more_than_twenty_fingerprints_is_error_19(
     response = client.post("/v2/lookup", data=data)
     assert response.status_code == 413
     assert response.json()["error"] == {"code": 19, "message": "request too large"}
+
+
+def test_mbids_without_metadata_exist_and_disabled_links_are_hidden(
+    client: TestClient, keys: Keys, catalog: Catalog, api_settings: Settings
+) -> None:
+    """Loading the recordings checks existence (`recordings`); MBIDs alone go through the
+    hour-long Redis cache of existence (`recordingids`). Both hide disabled links."""
+    hashes = random_hashes(4711)
+    bare, disabled = uuid.uuid4(), uuid.uuid4()
+    catalog.add(hashes, 150, mbids=(bare,), disabled_mbids=(disabled,))
+    fingerprint = encode_fingerprint(hashes)
+
+    def recordings(meta: str) -> Any:
+        body = lookup(
+            client, client=keys.client_key, duration="150", fingerprint=fingerprint, meta=meta
+        ).json()
+        return body["results"][0]["recordings"]
+
+    assert recordings("recordings") == [{"id": str(bare)}]
+    assert recordings("recordingids") == [{"id": str(bare)}]
+    cache = redis.Redis(host=api_settings.redis.host, port=api_settings.redis.port)
+    try:
+        key = f"{api_settings.redis.key_prefix}mbid:{bare}"
+        assert cache.get(key) == b"1"
+        assert 3500 < cache.ttl(key) <= 3600
+        assert cache.get(f"{api_settings.redis.key_prefix}mbid:{disabled}") is None
+    finally:
+        cache.close()
