@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Row, Table, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from acoustid_stack.db.schema import fingerprint as fp_db
 from acoustid_stack.db.schema import ingest as ingest_db
+from acoustid_stack.worker.bulk import Columns, arrays, insert_rows
 from acoustid_stack.worker.submission import Importable
 from acoustid_stack.worker.writer import Imported, Origin
 
@@ -41,6 +41,17 @@ async def load_applied(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, R
     return {row.submission_id: row for row in rows}
 
 
+_MARKER_COLUMNS: Columns = [
+    ("submission_id", "bigint"),
+    ("fingerprint_id", "int"),
+    ("track_id", "int"),
+    ("meta_id", "int"),
+    ("foreignid_id", "int"),
+    *((column, "int") for column in _LINK_SOURCES),
+]
+_RECORD_APPLIED = insert_rows("import_applied", _MARKER_COLUMNS)
+
+
 async def record_applied(conn: AsyncConnection, imported: Sequence[Imported]) -> None:
     """Mark these submissions applied, in the fingerprint transaction that wrote them."""
     if not imported:
@@ -59,7 +70,7 @@ async def record_applied(conn: AsyncConnection, imported: Sequence[Imported]) ->
                 "foreignid_id": e.foreignid_id,
             }
         )
-    await conn.execute(insert(fp_db.import_applied), rows)
+    await conn.execute(_RECORD_APPLIED, arrays(rows, _MARKER_COLUMNS))
 
 
 async def recover(

@@ -28,12 +28,13 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from acoustid_stack.db.int4_arrays import binary_column, from_binary
 from acoustid_stack.db.schema import fingerprint as fp_db
 from acoustid_stack.fingerprint import score_candidates
 from acoustid_stack.fingerprint.hashes import Int32Array
 from acoustid_stack.index.interfaces import FingerprintIndex, SearchHit, SearchOptions
 from acoustid_stack.matching.matcher import MAX_CANDIDATES, MIN_HITS_SHARE
-from acoustid_stack.worker.submission import Importable, as_text, hashes_from_text
+from acoustid_stack.worker.submission import Importable
 
 # Upstream constants (reference §3.3).
 TRACK_MERGE_THRESHOLD = 0.75
@@ -251,12 +252,12 @@ async def _load_fingerprints(conn: AsyncConnection, ids: set[int]) -> dict[int, 
         return {}
     f = fp_db.fingerprint
     result = await conn.execute(
-        select(f.c.id, f.c.track_id, f.c.length, as_text(f.c.fingerprint)).where(
+        select(f.c.id, f.c.track_id, f.c.length, binary_column(f.c.fingerprint)).where(
             f.c.id.in_(sorted(ids))
         )
     )
     return {
-        row.id: _Stored(row.track_id, row.length, hashes_from_text(row.fingerprint_text))
+        row.id: _Stored(row.track_id, row.length, from_binary(row.fingerprint_bytes))
         for row in result
     }
 
@@ -268,12 +269,12 @@ async def _load_tracks(conn: AsyncConnection, track_ids: set[int]) -> dict[int, 
         return members
     f = fp_db.fingerprint
     result = await conn.execute(
-        select(f.c.track_id, f.c.length, as_text(f.c.fingerprint)).where(
+        select(f.c.track_id, f.c.length, binary_column(f.c.fingerprint)).where(
             f.c.track_id.in_(sorted(track_ids))
         )
     )
     for row in result:
         members[row.track_id].append(
-            _Stored(row.track_id, row.length, hashes_from_text(row.fingerprint_text))
+            _Stored(row.track_id, row.length, from_binary(row.fingerprint_bytes))
         )
     return members

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Label, Row, Text, cast, select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from acoustid_stack.db.int4_arrays import binary_column, from_binary
 from acoustid_stack.db.schema import ingest as ingest_db
 from acoustid_stack.fingerprint import extract_query
 from acoustid_stack.fingerprint.hashes import Int32Array
@@ -55,7 +56,6 @@ class Importable:
 
     row: Row[Any]
     hashes: Int32Array
-    hashes_text: str  # as PostgreSQL prints `int4[]`: written on as is, never re-encoded
     terms: Int32Array
     links: Links
 
@@ -74,29 +74,21 @@ class Importable:
         links = Links.of(row)
         if links.empty():
             return None
-        hashes = hashes_from_text(row.fingerprint_text)
-        if np.unique(hashes).size < FINGERPRINT_MIN_UNIQUE_ITEMS:
+        hashes = from_binary(row.fingerprint_bytes)
+        if _distinct(hashes) < FINGERPRINT_MIN_UNIQUE_ITEMS:
             return None
         terms = extract_query(hashes)
         if terms.size == 0:
             return None
-        return cls(
-            row=row, hashes=hashes, hashes_text=row.fingerprint_text, terms=terms, links=links
-        )
+        return cls(row=row, hashes=hashes, terms=terms, links=links)
 
 
-def hashes_from_text(value: str) -> Int32Array:
-    """An `int4[]` in PostgreSQL's text form (`{1,-2,3}`) as int32 hashes.
-
-    Fingerprint arrays travel as text: parsing and printing ~1,000 integers per row element
-    by element in Python cost more than the rest of an import.
-    """
-    return np.fromstring(value[1:-1], dtype=np.int32, sep=",")
-
-
-def as_text(column: ColumnElement[Any]) -> Label[str]:
-    """`<fingerprint column>::text AS fingerprint_text`, for `hashes_from_text`."""
-    return cast(column, Text).label("fingerprint_text")
+def _distinct(hashes: Int32Array) -> int:
+    """How many different values: a sort and a comparison, ~10 times faster than np.unique."""
+    if hashes.size == 0:
+        return 0
+    ordered = np.sort(hashes)
+    return 1 + int(np.count_nonzero(ordered[1:] != ordered[:-1]))
 
 
 def _rows(rows: Sequence[Any]) -> list[Row[Any]]:
@@ -120,7 +112,7 @@ async def claim_submissions(conn: AsyncConnection, ids: Sequence[int]) -> Claim:
     wanted = sorted(set(ids))
     columns = [c for c in s.c if c.name != "fingerprint"]
     statement = (
-        select(*columns, as_text(s.c.fingerprint))
+        select(*columns, binary_column(s.c.fingerprint))
         .where(s.c.id.in_(wanted))
         .order_by(s.c.id)
         .with_for_update(skip_locked=True)

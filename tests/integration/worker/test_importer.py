@@ -246,5 +246,34 @@ async def test_meta_puid_and_foreign_id_are_linked_and_their_sources_recorded(
             assert count == 1, table.name
 
 
+async def test_equal_meta_and_foreign_ids_are_found_again_and_meta_gids_are_upstreams(
+    importer: SubmissionImporter, databases: Databases, submit: Submit, make_hashes: Any
+) -> None:
+    title = f"Söng {uuid.uuid4().hex}"  # the session's databases are shared between tests
+    meta = {"track": title, "artist": "Band", "track_no": 3}
+    foreignid = f"vendor:{title}"
+    first = await submit(make_hashes(), mbid=None, meta=meta, foreignid=foreignid)
+    later = [
+        (await submit(make_hashes(), mbid=None, meta=meta, foreignid=foreignid))[0]
+        for _ in range(2)
+    ]
+
+    assert await importer.import_submission(first[0]) is ImportOutcome.IMPORTED
+    assert set((await importer.import_batch(later)).values()) == {ImportOutcome.IMPORTED}
+
+    results = [await result_of(databases, i) for i in (*first, *later)]
+    assert len({(r.meta_id, r.meta_gid) for r in results}) == 1
+    # upstream's generate_meta_gid: uuid5 of the set fields as compact JSON
+    upstream = uuid.uuid5(
+        uuid.UUID("3b3bd228-5d2c-11ea-b498-60f67731bf41"),
+        f'{{"track":"{title}","artist":"Band","track_no":3}}',
+    )
+    assert results[0].meta_gid == upstream
+    m, f = fp_db.meta, fp_db.foreignid
+    async with databases.fingerprint.connect() as conn:
+        assert await conn.scalar(select(func.count()).where(m.c.track == title)) == 1
+        assert await conn.scalar(select(func.count()).where(f.c.name == title)) == 1
+
+
 async def test_an_unknown_submission_id_is_reported_missing(importer: SubmissionImporter) -> None:
     assert await importer.import_submission(2**40) is ImportOutcome.MISSING

@@ -41,3 +41,14 @@ def test_terms_are_signed_and_masked_to_28_bits() -> None:
     query = extract_query(np.array([0xFFFFFFFF, 0x8000000F], dtype=np.uint32))
     assert query.dtype == np.int32
     assert query.tolist() == [MASK, -(2**31)]
+
+
+def test_terms_are_the_first_120_distinct_values_even_far_into_a_repetitive_fingerprint() -> None:
+    # each value repeated 7 times: 120 distinct terms need 840 hashes, past the first window
+    rng = np.random.default_rng(5)
+    hashes = np.repeat(rng.integers(0, 2**28, 400, dtype=np.int64) << 4, 7)
+    expected: list[int] = []
+    for value in (hashes[80:] - 2**32 * (hashes[80:] >= 2**31)).tolist():
+        if value not in expected:
+            expected.append(value)
+    assert extract_query(hashes).tolist() == expected[:120]
