@@ -15,7 +15,9 @@ import struct
 from typing import Any
 
 import numpy as np
-from psycopg.adapt import Dumper
+import psycopg
+from psycopg.abc import Buffer
+from psycopg.adapt import Dumper, Loader
 from psycopg.pq import Format
 from sqlalchemy import ColumnElement, Label, LargeBinary, func
 
@@ -33,7 +35,7 @@ def binary_column(column: ColumnElement[Any], name: str = "fingerprint_bytes") -
     return func.array_send(column, type_=LargeBinary).label(name)
 
 
-def from_binary(data: bytes) -> Int32Array:
+def from_binary(data: Buffer) -> Int32Array:
     """A one-dimensional `int4[]` without NULLs, in the binary format, as int32 values.
 
     Raises ValueError for anything else (a NULL element, more dimensions)."""
@@ -67,3 +69,16 @@ class Int4ArrayDumper(Dumper):
 
     def dump(self, obj: Any) -> bytes:
         return to_binary(obj)
+
+
+class Int4ArrayLoader(Loader):
+    """Loads binary `int4[]` results as int32 NumPy arrays, without a Python int per
+    element (`register_loader(INT4_ARRAY_OID, …)`, then execute with `binary=True`)."""
+
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> Int32Array:
+        try:
+            return from_binary(data)
+        except ValueError as exc:
+            raise psycopg.DataError(str(exc)) from exc

@@ -14,45 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections.abc import Mapping, Sequence
 from typing import Any, LiteralString
 
-import numpy as np
 import psycopg
-from psycopg.abc import Buffer
-from psycopg.adapt import Loader
-from psycopg.pq import Format
 from psycopg_pool import AsyncConnectionPool
 
 from acoustid_stack.config import DatabaseSettings
+from acoustid_stack.db.int4_arrays import INT4_ARRAY_OID, Int4ArrayLoader
 
 logger = logging.getLogger(__name__)
 
-#: PostgreSQL's type oid of int4[] (pg_type.typarray of int4)
-INT4_ARRAY_OID = 1007
-
 Params = Sequence[Any] | Mapping[str, Any]
-
-
-class Int4ArrayLoader(Loader):
-    """int4[] in binary format → a NumPy int32 array, without a Python int per element.
-
-    The binary layout: ndim, has-null flag, element oid, then (size, lower bound) per
-    dimension, then (length, value) pairs of big-endian int32.
-    """
-
-    format = Format.BINARY
-
-    def load(self, data: Buffer) -> np.ndarray[Any, np.dtype[np.int32]]:
-        ndim, has_null = struct.unpack_from("!ii", data)
-        if ndim == 0:
-            return np.empty(0, dtype=np.int32)
-        if ndim != 1 or has_null:
-            raise psycopg.DataError("expected a one-dimensional int4[] without NULLs")
-        (size,) = struct.unpack_from("!i", data, 12)
-        pairs = np.frombuffer(data, dtype=">i4", count=2 * size, offset=20)
-        return pairs[1::2].astype(np.int32)
 
 
 class Reader:
