@@ -6,6 +6,12 @@ every message is settled. Delivery policy: explicit ack after the import committ
 growing delay; a message nobody could handle in `max_deliver` attempts is terminated; its
 submission stays pending in the ingest database, where the cron outbox re-publishes it
 later. A message whose body is not a submission id is terminated.
+
+Failure policy for JetStream itself: the worker re-binds in place and never exits for an
+outage. A pull nobody answers (503) or a fetch timing out during an outage is followed by a
+look at the consumer: still there (no leader yet, a node lost) → wait with backoff
+(`outage`); gone (404: consumer 10014 or stream 10059 not found, as after a server restarted
+with an empty store) → create stream and consumer again, as at start, and pull from them.
 """
 
 from __future__ import annotations
@@ -19,15 +25,24 @@ from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from acoustid_stack.config import NatsSettings
+from acoustid_stack.submissions.stream import ensure_stream
 from acoustid_stack.worker.interfaces import ImportOutcome
 from acoustid_stack.worker.metrics import WorkerMetrics
+from acoustid_stack.worker.outage import Outage
 
 logger = logging.getLogger(__name__)
+
+#: what JetStream answers while a stream or consumer has no leader, or no server answers:
+#: 503 (incl. 10008 "JetStream system temporarily unavailable", 10023 insufficient
+#: resources, a pull to a consumer without leader), no responders, timeouts
+UNAVAILABLE = (ServiceUnavailableError, NoRespondersError, NatsTimeoutError, TimeoutError)
 
 ImportFunction = Callable[[Sequence[int]], Awaitable[Mapping[int, ImportOutcome]]]
 
@@ -88,6 +103,7 @@ class SubmissionConsumer:
         self._import = import_batch
         self._metrics = metrics
         self._options = options or ConsumerOptions()
+        self._outage = Outage(metrics=metrics)
 
     async def ensure_consumer(self) -> None:
         """Create the durable consumer, or update it to these options (idempotent)."""
@@ -96,22 +112,86 @@ class SubmissionConsumer:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Import until `stop` is set; the batch in hand is finished (and acked) first."""
-        await self.ensure_consumer()
-        subscription = await self._js.pull_subscribe_bind(
-            self._options.durable, stream=self._settings.stream
-        )
+        """Import until `stop` is set; the batch in hand is finished (and acked) first.
+
+        Stream and consumer are ensured first, and again whenever they are found missing.
+        """
+        subscription: JetStreamContext.PullSubscription | None = None
         try:
             while not stop.is_set():
+                if subscription is None:
+                    subscription = await self._bind(stop)
+                    continue
                 try:
                     messages = await subscription.fetch(
                         self._options.batch, timeout=self._options.fetch_timeout
                     )
                 except (NatsTimeoutError, TimeoutError):
+                    # an empty stream, or no server answering: only an outage needs a look
+                    if self._outage.ongoing:
+                        subscription = await self._recover(stop, subscription, "pulls time out")
                     continue
+                except (ServiceUnavailableError, NoRespondersError) as exc:
+                    subscription = await self._recover(
+                        stop, subscription, f"pull not answered: {_describe(exc)}", refused=True
+                    )
+                    continue
+                self._outage.over()
                 await self._handle(messages)
         finally:
+            if subscription is not None:
+                await subscription.unsubscribe()
+
+    async def _bind(self, stop: asyncio.Event) -> JetStreamContext.PullSubscription | None:
+        """Stream and consumer as at start, and a pull subscription on them; waits out an
+        outage; None once `stop` is set."""
+        while not stop.is_set():
+            try:
+                await ensure_stream(self._js, self._settings)
+                await self.ensure_consumer()
+                subscription = await self._js.pull_subscribe_bind(
+                    self._options.durable, stream=self._settings.stream
+                )
+            except UNAVAILABLE as exc:
+                await self._outage.wait(stop, f"creating stream and consumer: {_describe(exc)}")
+                continue
+            self._outage.over()
+            return subscription
+        return None
+
+    async def _recover(
+        self,
+        stop: asyncio.Event,
+        subscription: JetStreamContext.PullSubscription,
+        cause: str,
+        *,
+        refused: bool = False,
+    ) -> JetStreamContext.PullSubscription | None:
+        """Look at the consumer after a failed pull: None when it or its stream is gone (the
+        caller binds again); else the same subscription, after one backoff step unless the
+        consumer answers with a leader and the pull was not `refused`."""
+        try:
+            info = await self._js.consumer_info(self._settings.stream, self._options.durable)
+        except NotFoundError as exc:
+            logger.warning(
+                "consumer %s on stream %s is gone (%s); creating them again",
+                self._options.durable,
+                self._settings.stream,
+                _describe(exc),
+            )
+            self._metrics.consumer_recreations.inc()
             await subscription.unsubscribe()
+            return None
+        except UNAVAILABLE as exc:
+            await self._outage.wait(stop, f"{cause}; consumer info: {_describe(exc)}")
+            return subscription
+        if info.cluster is not None and not info.cluster.leader:
+            await self._outage.wait(stop, f"{cause}; the consumer has no leader yet")
+        elif refused:
+            await self._outage.wait(stop, cause)
+        else:
+            self._outage.over()
+        return subscription
 
     async def _handle(self, messages: Sequence[Msg]) -> None:
         """Import the batch's submissions together, then settle each message."""
@@ -164,3 +244,9 @@ class SubmissionConsumer:
         except (NatsError, TimeoutError) as exc:
             # the import is committed; the message comes back and is acked as already handled
             logger.warning("could not acknowledge submission %d: %s", submission_id, exc)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ServiceUnavailableError) and not exc.description:
+        return "503: no responder, the consumer has no leader or does not exist"
+    return str(exc) or type(exc).__name__

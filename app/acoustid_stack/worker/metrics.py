@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from acoustid_stack.worker.interfaces import ImportOutcome
 
 
 class WorkerMetrics:
     """`worker_imports_total{outcome}`, `worker_import_errors_total`,
-    `worker_import_duration_seconds`; pass a fresh registry in tests."""
+    `worker_import_duration_seconds`, `worker_jetstream_available`,
+    `worker_jetstream_outages_total`, `worker_consumer_recreations_total`; pass a fresh
+    registry in tests."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.imports = Counter(
@@ -29,5 +31,20 @@ class WorkerMetrics:
             "worker_import_duration_seconds",
             "Time to import one fetched batch of submission messages.",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=registry,
+        )
+        self.jetstream_available = Gauge(
+            "worker_jetstream_available",
+            "1 while the worker's consumer answers, 0 while it waits out a JetStream outage.",
+            registry=registry,
+        )
+        self.jetstream_outages = Counter(
+            "worker_jetstream_outages_total",
+            "Periods in which JetStream did not answer the worker (no leader, no server).",
+            registry=registry,
+        )
+        self.consumer_recreations = Counter(
+            "worker_consumer_recreations_total",
+            "Times the stream or durable consumer was found missing and created again.",
             registry=registry,
         )

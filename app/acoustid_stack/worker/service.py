@@ -9,7 +9,7 @@ from acoustid_stack.config import Settings
 from acoustid_stack.index.client import ShardedIndexClient
 from acoustid_stack.lifecycle import serve_until_signalled
 from acoustid_stack.submissions.databases import open_databases
-from acoustid_stack.submissions.stream import connect_nats, ensure_stream
+from acoustid_stack.submissions.stream import connect_nats
 from acoustid_stack.worker.consumer import ConsumerOptions, SubmissionConsumer
 from acoustid_stack.worker.importer import SubmissionImporter
 from acoustid_stack.worker.metrics import WorkerMetrics
@@ -24,7 +24,11 @@ async def run_worker(
     options: ConsumerOptions | None = None,
     metrics: WorkerMetrics | None = None,
 ) -> None:
-    """Import submissions until `stop` is set; the batch in hand is finished first."""
+    """Import submissions until `stop` is set; the batch in hand is finished first.
+
+    The consumer creates stream and consumer (and again after JetStream lost them) and waits
+    out JetStream outages in place; only a NATS connection closed for good ends the process.
+    """
     options = options or ConsumerOptions()
     if "httpx" not in settings.logging.levels:
         # one INFO line per index request would drown the worker's own log
@@ -35,7 +39,6 @@ async def run_worker(
     nc = await connect_nats(settings.nats)
     try:
         js = nc.jetstream()
-        await ensure_stream(js, settings.nats)
         await index.ensure_index()
         importer = SubmissionImporter(
             databases=databases, index=index, search_timeout=settings.index.timeout

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -23,28 +22,11 @@ from acoustid_stack.submissions.stream import publish_submissions, submission_su
 from acoustid_stack.worker.consumer import ConsumerOptions, SubmissionConsumer
 from acoustid_stack.worker.importer import SubmissionImporter
 from acoustid_stack.worker.metrics import WorkerMetrics
+from worker_support import eventually, handled
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 Submit = Callable[..., Awaitable[list[int]]]
-
-DEADLINE = 60.0  # polls end as soon as their condition holds
-
-
-async def eventually(condition: Callable[[], Any], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        await asyncio.sleep(0.1)
-
-
-async def handled(databases: Databases, ids: list[int]) -> int:
-    s = ingest_db.submission
-    async with databases.ingest.connect() as conn:
-        count = await conn.scalar(
-            select(func.count()).where(s.c.id.in_(ids), s.c.handled.is_(True))
-        )
-    return int(count or 0)
 
 
 @pytest.fixture
