@@ -12,6 +12,9 @@ Figures:
 - lookups: noisy copies of stored fingerprints (and 1 in 10 unknown ones) POSTed as
   pyacoustid does (gzip form, `meta=recordings releasegroups compress`), at 1 and 16
   concurrent clients: lookups/s, p50, p99, and how many found their own track first.
+  Closed-loop clients wait for each answer, so at 16 clients the mean latency is 16 / rate
+  (Little's law): "p99 < 20 ms at 300/s" is measured with 16 clients PACED to 300 lookups/s
+  in all (open loop), each latency counted from when its request was due.
   Baseline: `Matcher.find` called in this process, sequentially, on the same queries.
 - imports: M new submissions sent through `/v2/submit`, then `acoustid-stack run worker`
   processes started on the backlog: imports/s until none is pending. Baseline:
@@ -274,7 +277,17 @@ class Run:
     cpu_ms: float = 0.0  # CPU of the api processes per lookup
 
 
-def run_lookups(port: int, bodies: list[bytes], queries: list[Query], clients: int) -> Run:
+def run_lookups(
+    port: int,
+    bodies: list[bytes],
+    queries: list[Query],
+    clients: int,
+    rate: float | None = None,
+) -> Run:
+    """`clients` connections sending `bodies`. Without `rate` each sends its next request as
+    soon as the previous answer came (closed loop: the figure is the throughput). With `rate`
+    the requests are paced to that many per second in all (open loop) and each latency counts
+    from the moment its request was due, so a stalled server is not excused by sending less."""
     latencies: list[float] = []
     found = [0]
     lock = threading.Lock()
@@ -290,6 +303,10 @@ def run_lookups(port: int, bodies: list[bytes], queries: list[Query], clients: i
         mine, hits = [], 0
         for i in part:
             started = time.perf_counter()
+            if rate is not None:
+                due = begin + i / rate
+                time.sleep(max(0.0, due - started))
+                started = due
             conn.request("POST", "/v2/lookup", body=bodies[i], headers=headers)
             response = conn.getresponse()
             data = response.read()
@@ -308,7 +325,7 @@ def run_lookups(port: int, bodies: list[bytes], queries: list[Query], clients: i
 
     parts = [range(k, len(bodies), clients) for k in range(clients)]
     threads = [threading.Thread(target=worker, args=(part,)) for part in parts]
-    started = time.perf_counter()
+    begin = started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -507,6 +524,12 @@ def main() -> None:
         help="start PostgreSQL, Redis and NATS from binaries on free ports instead of using "
         "the ones running here (a machine shared with other work)",
     )
+    parser.add_argument(
+        "--paced-rate",
+        type=float,
+        default=300.0,
+        help="lookups/s offered by 16 paced clients for the latency-under-load figures",
+    )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     # the profile's processes per api pod, but no more than this machine has cores
@@ -569,6 +592,8 @@ def bench(args: argparse.Namespace, api_workers: int, work: Path, environ: dict[
                 used = cpu_seconds(api.pid or 0) - cpu_before
                 runs[clients].cpu_ms = 1000 * used / len(bodies)
                 print(f"lookups, {clients} clients: {runs[clients].rate:.0f}/s", flush=True)
+            paced = run_lookups(port, bodies, queries, 16, rate=args.paced_rate)
+            print(f"lookups paced at {args.paced_rate:.0f}/s: {paced.rate:.0f}/s", flush=True)
 
             base_imports = asyncio.run(
                 baseline_imports(
@@ -601,6 +626,7 @@ def bench(args: argparse.Namespace, api_workers: int, work: Path, environ: dict[
         "load_seconds": load_seconds,
         "base_lookups": base_lookups,
         "runs": runs,
+        "paced": paced,
         "base_imports": base_imports,
         "imports": (backlog - left) / import_seconds,
         "imports_left": left,
@@ -610,6 +636,8 @@ def bench(args: argparse.Namespace, api_workers: int, work: Path, environ: dict[
 def report(args: argparse.Namespace, api_workers: int, figures: dict[str, Any]) -> None:
     base: Run = figures["base_lookups"]
     runs: dict[int, Run] = figures["runs"]
+    paced: Run = figures["paced"]
+    paced_rate = args.paced_rate
     print(
         f"\n{args.fingerprints} fingerprints loaded in {figures['load_seconds']:.0f} s; "
         f"{args.lookups} lookups per run; api: {api_workers} uvicorn workers; "
@@ -623,9 +651,12 @@ def report(args: argparse.Namespace, api_workers: int, figures: dict[str, Any]) 
         ("lookups/s, 1 client", runs[1].rate, base.rate, ""),
         ("lookup p50 ms, 1 client", ms(runs[1].latencies, 50), ms(base.latencies, 50), ""),
         ("lookup p99 ms, 1 client", ms(runs[1].latencies, 99), ms(base.latencies, 99), ""),
-        ("lookups/s, 16 clients", runs[16].rate, base.rate, ">= 300"),
+        ("lookups/s, 16 clients", runs[16].rate, base.rate, ""),
         ("lookup p50 ms, 16 clients", ms(runs[16].latencies, 50), ms(base.latencies, 50), ""),
-        ("lookup p99 ms, 16 clients", ms(runs[16].latencies, 99), ms(base.latencies, 99), "< 20"),
+        ("lookup p99 ms, 16 clients", ms(runs[16].latencies, 99), ms(base.latencies, 99), ""),
+        (f"lookups/s offered {paced_rate:.0f}/s", paced.rate, base.rate, ">= 300"),
+        (f"p50 ms at {paced_rate:.0f}/s, 16 clients", ms(paced.latencies, 50), None, ""),
+        (f"p99 ms at {paced_rate:.0f}/s, 16 clients", ms(paced.latencies, 99), None, "< 20"),
         ("api CPU ms per lookup, 16 clients", runs[16].cpu_ms, None, ""),
         (
             "own track first (share)",
