@@ -77,6 +77,7 @@ class BatchPlan:
 
 @dataclass(frozen=True)
 class _Stored:
+    id: int  # negative: created by the batch
     track_id: int
     length: int
     hashes: Int32Array
@@ -150,7 +151,7 @@ class _Placer:
             ref = -(len(self._plan.new_fingerprints) + 1)
             self._plan.new_fingerprints.append(NewFingerprint(ref, position, track_id))
             self._plan.placements.append(Placement(track_id, ref, new_fingerprint=True))
-            created = _Stored(track_id, item.length, item.hashes)
+            created = _Stored(ref, track_id, item.length, item.hashes)
             self._created[ref] = created
             self._members.setdefault(track_id, []).append(created)
             for term in self._shared[position]:
@@ -183,8 +184,9 @@ class _Placer:
         best_per_track: dict[int, _Match] = {}
         for match in sorted(matches, key=lambda m: (-m.score, _id_order(m.fingerprint_id))):
             best_per_track.setdefault(match.track_id, match)
+        matched = {m.fingerprint_id for m in matches}
         for track_id, match in best_per_track.items():
-            if _fits(item, self._members.get(track_id, [])):
+            if _fits(item, self._members.get(track_id, []), matched):
                 reuse = match.fingerprint_id if match.score > FINGERPRINT_MERGE_THRESHOLD else None
                 return track_id, reuse
         return None, None
@@ -240,10 +242,16 @@ def _score(item: Importable, candidates: Sequence[tuple[int, _Stored]]) -> list[
     ]
 
 
-def _fits(item: Importable, members: Sequence[_Stored]) -> bool:
+def _fits(item: Importable, members: Sequence[_Stored], matched: set[int]) -> bool:
+    """Every member within the length window and scoring ≥ 0.4 against `item`; `matched`
+    members already scored above the track merge threshold, so only the others are scored
+    (a track's single fingerprint is usually the match itself)."""
     if any(abs(m.length - item.length) > FINGERPRINT_MAX_LENGTH_DIFF for m in members):
         return False
-    scores = score_candidates(item.hashes, [m.hashes for m in members], max_offset=TRACK_MAX_OFFSET)
+    others = [m.hashes for m in members if m.id not in matched]
+    if not others:
+        return True
+    scores = score_candidates(item.hashes, others, max_offset=TRACK_MAX_OFFSET)
     return bool(np.all(scores >= TRACK_GROUP_MERGE_THRESHOLD))
 
 
@@ -257,7 +265,7 @@ async def _load_fingerprints(conn: AsyncConnection, ids: set[int]) -> dict[int, 
         )
     )
     return {
-        row.id: _Stored(row.track_id, row.length, from_binary(row.fingerprint_bytes))
+        row.id: _Stored(row.id, row.track_id, row.length, from_binary(row.fingerprint_bytes))
         for row in result
     }
 
@@ -269,12 +277,12 @@ async def _load_tracks(conn: AsyncConnection, track_ids: set[int]) -> dict[int, 
         return members
     f = fp_db.fingerprint
     result = await conn.execute(
-        select(f.c.track_id, f.c.length, binary_column(f.c.fingerprint)).where(
+        select(f.c.id, f.c.track_id, f.c.length, binary_column(f.c.fingerprint)).where(
             f.c.track_id.in_(sorted(track_ids))
         )
     )
     for row in result:
         members[row.track_id].append(
-            _Stored(row.track_id, row.length, from_binary(row.fingerprint_bytes))
+            _Stored(row.id, row.track_id, row.length, from_binary(row.fingerprint_bytes))
         )
     return members
