@@ -52,8 +52,10 @@ def connect_redis_sync(settings: RedisSettings, *, timeout: float) -> redis.Redi
     options = _options(settings, timeout, None)
     if not settings.sentinels:
         return redis.Redis(host=settings.host, port=settings.port, **options)
-    sentinel = redis.sentinel.Sentinel(
+    sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
         settings.sentinels, socket_timeout=timeout, socket_connect_timeout=timeout
     )
-    master: redis.Redis = sentinel.master_for(settings.sentinel_master, **options)
+    master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        settings.sentinel_master, **options
+    )
     return master

@@ -7,18 +7,20 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from redis.asyncio import Redis
-
 from acoustid_stack.config import Settings
 from acoustid_stack.cron.jobs import Job, JobContext, jobs_for
 from acoustid_stack.cron.leader import LeaderElection
 from acoustid_stack.cron.metrics import CronMetrics
 from acoustid_stack.cron.schedule import Scheduler
 from acoustid_stack.lifecycle import serve_until_signalled
+from acoustid_stack.redis_client import connect_redis
 from acoustid_stack.submissions.databases import open_databases
 from acoustid_stack.submissions.stream import connect_nats, ensure_stream
 
 logger = logging.getLogger(__name__)
+
+#: a Redis that does not answer within this time fails the job run (the next run retries)
+REDIS_TIMEOUT_SECONDS = 10.0
 
 
 async def run_cron(
@@ -38,7 +40,7 @@ async def run_cron(
         conninfo=settings.database.app.conninfo(), retry_interval=retry_interval
     )
     databases = open_databases(settings.database, pool_size=2)
-    redis = Redis.from_url(settings.redis.url())
+    redis = connect_redis(settings.redis, timeout=REDIS_TIMEOUT_SECONDS)
     nc = await connect_nats(settings.nats)
     try:
         js = nc.jetstream()

@@ -1,4 +1,5 @@
-"""Start PostgreSQL, Redis/Valkey and NATS (JetStream) from binaries on loopback ports.
+"""Start PostgreSQL, Redis/Valkey (and Sentinel) and NATS (JetStream) from binaries on loopback
+ports.
 
 Every function returns a started, ready ManagedProcess; the caller owns stopping it.
 """
@@ -215,6 +216,10 @@ def _redis_ready(endpoint: RedisEndpoint) -> bool:
         return False
 
 
+def _redis_server(prefer_pip: bool) -> Path:
+    return require_binary("redis-server", "valkey-server", prefer_pip=prefer_pip)
+
+
 def redis_process(
     data_dir: Path,
     port: int,
@@ -227,7 +232,7 @@ def redis_process(
     """A Redis (or Valkey) server, not started."""
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
-        str(require_binary("redis-server", "valkey-server", prefer_pip=prefer_pip)),
+        str(_redis_server(prefer_pip)),
         "--port",
         str(port),
         "--bind",
@@ -243,6 +248,44 @@ def redis_process(
     endpoint = RedisEndpoint(LOOPBACK, port, password)
     process = ManagedProcess(
         name="redis", argv=argv, log_path=log_path, ready=lambda: _redis_ready(endpoint)
+    )
+    return process, endpoint
+
+
+def sentinel_process(
+    work_dir: Path,
+    port: int,
+    *,
+    master_port: int,
+    log_path: Path,
+    master_name: str = "acoustid",
+    quorum: int = 2,
+    down_after_ms: int = 1000,
+    failover_timeout_ms: int = 10_000,
+    prefer_pip: bool = False,
+) -> tuple[ManagedProcess, RedisEndpoint]:
+    """A Redis Sentinel (`redis-server --sentinel`) watching the master on `master_port`,
+    not started; it finds the replicas and the other sentinels through that master.
+
+    Sentinel rewrites its configuration file as it learns, so the file lives in `work_dir`.
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    config = work_dir / "sentinel.conf"
+    config.write_text(
+        f"port {port}\n"
+        f"bind {LOOPBACK}\n"
+        f"dir {work_dir}\n"
+        f"sentinel monitor {master_name} {LOOPBACK} {master_port} {quorum}\n"
+        f"sentinel down-after-milliseconds {master_name} {down_after_ms}\n"
+        f"sentinel failover-timeout {master_name} {failover_timeout_ms}\n"
+    )
+    argv = [str(_redis_server(prefer_pip)), str(config), "--sentinel", "--daemonize", "no"]
+    endpoint = RedisEndpoint(LOOPBACK, port)
+    process = ManagedProcess(
+        name=f"sentinel {port}",
+        argv=argv,
+        log_path=log_path,
+        ready=lambda: _redis_ready(endpoint),
     )
     return process, endpoint
 

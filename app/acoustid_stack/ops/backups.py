@@ -29,6 +29,7 @@ from acoustid_stack.ops import status
 from acoustid_stack.ops.layout import BackupRepository, StackFiles
 from acoustid_stack.ops.pgbackrest import PgBackRest
 from acoustid_stack.ops.retention import Retention
+from acoustid_stack.redis_client import connect_redis_sync
 
 DATABASES: tuple[DatabaseName, ...] = ("app", "fingerprint", "ingest")
 REDIS_SAVE_TIMEOUT = 120.0
@@ -131,7 +132,7 @@ def backup_redis(repo: BackupRepository, settings: Settings) -> Path:
     The copy happens right after a completed save; an AOF rewrite racing it only makes
     the AOF copy less useful, the RDB copy is complete on its own.
     """
-    client = redis.Redis.from_url(settings.redis.url(), socket_timeout=10)
+    client = connect_redis_sync(settings.redis, timeout=10)
     try:
         started = datetime.now(UTC)
         before = client.lastsave()

@@ -19,6 +19,7 @@ from acoustid_stack.local.servers import LOOPBACK
 from acoustid_stack.ops.layout import BackupRepository, StackFiles
 from acoustid_stack.ops.pgbackrest import PgBackRest
 from acoustid_stack.ops.wal import Lsn
+from acoustid_stack.redis_client import connect_redis_sync
 from acoustid_stack.submissions.stream import connect_nats
 
 OK, DEGRADED, DOWN = "ok", "degraded", "down"
@@ -83,7 +84,7 @@ def check_postgresql(settings: Settings, files: StackFiles, repo: BackupReposito
 
 
 def check_redis(settings: Settings) -> Check:
-    client = redis.Redis.from_url(settings.redis.url(), socket_timeout=3)
+    client = connect_redis_sync(settings.redis, timeout=3)
     try:
         keys = client.dbsize()
     except redis.RedisError as exc:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 from nats.errors import Error as NatsError
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.templating import Jinja2Templates
 
 from acoustid_stack.config import Settings
+from acoustid_stack.redis_client import connect_redis
 from acoustid_stack.submissions.databases import open_databases
 from acoustid_stack.submissions.stream import connect_nats
 from acoustid_stack.web.views import routes
@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> Starlette:
         state.settings = settings
         state.templates = Jinja2Templates(directory=TEMPLATES)
         state.databases = open_databases(settings.database, pool_size=2)
-        state.redis = Redis.from_url(settings.redis.url(), socket_timeout=1.0)
+        state.redis = connect_redis(settings.redis, timeout=1.0)
         state.http = httpx.AsyncClient(timeout=1.0)
         nc = None
         try:
