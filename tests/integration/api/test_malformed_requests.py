@@ -1,8 +1,8 @@
 """Generated malformed requests (hypothesis, from `/v2/openapi.json`'s parameters) on the
 real app and services: none answers 5xx, and the databases are left unchanged.
 
-The count is `ACOUSTID_TEST_FUZZ_REQUESTS` (default 500, well under a minute); run the
-full 10,000 by hand with `ACOUSTID_TEST_FUZZ_REQUESTS=10000 pytest <this file>`.
+The count is `ACOUSTID_TEST_FUZZ_REQUESTS`: 10,000 by default, as the service issue asks
+(≈ 90 s); set fewer for a quick local run.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from api_support.malformed import (
 
 pytestmark = pytest.mark.integration
 
-FUZZ_REQUESTS = int(os.environ.get("ACOUSTID_TEST_FUZZ_REQUESTS", "500"))
+FUZZ_REQUESTS = int(os.environ.get("ACOUSTID_TEST_FUZZ_REQUESTS", "10000"))
 
 
 def test_malformed_requests_never_answer_5xx_and_leave_the_databases_unchanged(
