@@ -47,6 +47,11 @@ SHARD_FAILURES = Counter(
 )
 
 DEFAULT_VNODES = 128
+#: A search's HTTP deadline beyond the server's own `timeout`: transfer, not a hung shard.
+SEARCH_MARGIN = 0.25
+#: Searches in flight per shard when it must be searched query by query: a few keep the
+#: shard busy, hundreds would open a connection each.
+CONCURRENT_SEARCHES = 8
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -93,6 +98,9 @@ class HashRing:
 class ShardedIndexClient:
     """The FingerprintIndex the api and worker use; one index name across all shards."""
 
+    #: our index's batch search route (`search_many`); upstream fpindex servers lack it
+    SEARCH_MANY = "_msearch"
+
     def __init__(
         self,
         *,
@@ -107,6 +115,8 @@ class ShardedIndexClient:
         # aiohttp rather than httpx: on a lookup's path it costs ~0.1 ms per request against
         # ~0.7 ms (measured on loopback); created on first use, inside the caller's loop
         self._http: aiohttp.ClientSession | None = None
+        # shards that answered `_msearch` with a client error: upstream fpindex servers
+        self._single_search_only: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Any) -> ShardedIndexClient:
@@ -150,7 +160,9 @@ class ShardedIndexClient:
             raw = await response.read()
             if response.status >= 400:
                 text = raw[:200].decode("utf-8", "replace")
-                raise FpindexError(f"{method} {shard}{path}: HTTP {response.status} {text}")
+                error = FpindexError(f"{method} {shard}{path}: HTTP {response.status} {text}")
+                error.status = response.status
+                raise error
             content_type = response.headers.get("content-type")
         if not raw:
             return {}
@@ -188,6 +200,11 @@ class ShardedIndexClient:
         SHARD_FAILURES.labels(shard, operation).inc()
         log.warning("index shard %s: %s failed: %s", shard, operation, error or type(error))
 
+    def _search_failed(self, shard: str, error: BaseException, deadline: float) -> None:
+        if isinstance(error, TimeoutError):
+            error = TimeoutError(f"no answer in {deadline:.2f} s")
+        self._failed(shard, "search", error)
+
     # ---- search ---------------------------------------------------------------------
 
     async def search(
@@ -195,41 +212,79 @@ class ShardedIndexClient:
     ) -> list[SearchHit]:
         """Top hits over all shards; shards that fail or time out are left out."""
         options = options or SearchOptions()
-        # msgpack field names are single-letter prefixes, as upstream encodes them
-        body: dict[str, Any] = {
-            "q": [int(h) for h in query],
-            "l": options.limit,
-            "t": max(1, int(options.timeout * 1000)),
-            "s": options.score_pct,
-        }
-        if options.min_score is not None:
-            body["m"] = options.min_score
-        path = f"/{self.index}/_search"
-        # the server stops at `timeout`; the margin covers transfer, not a hung shard
-        deadline = options.timeout + 0.25
-        tasks = [
-            asyncio.ensure_future(self._call(shard, "POST", path, body, timeout=deadline))
-            for shard in self.ring.shards
+        body = _search_body(options) | {"q": [int(h) for h in query]}
+        replies = await asyncio.gather(
+            *(self._search_on(shard, body, options) for shard in self.ring.shards)
+        )
+        return merge_hits([hit for hits in replies if hits for hit in hits], options)
+
+    async def search_many(
+        self, queries: Sequence[Sequence[int]], options: SearchOptions | None = None
+    ) -> list[list[SearchHit]]:
+        """`search` of every query (in order), one `_msearch` request per shard: the HTTP
+        cost of one search instead of one per query. `options.timeout` bounds each shard's
+        whole answer. A shard that refuses `_msearch` (an upstream fpindex) is searched one
+        query at a time from then on; shards that fail or time out are left out."""
+        options = options or SearchOptions()
+        if not queries:
+            return []
+        lists = [[int(h) for h in query] for query in queries]
+        replies = await asyncio.gather(
+            *(self._search_many_on(shard, lists, options) for shard in self.ring.shards)
+        )
+        return [
+            merge_hits([hit for reply in replies if reply for hit in reply[i]], options)
+            for i in range(len(lists))
         ]
-        _, pending = await asyncio.wait(tasks, timeout=deadline)
-        for task in pending:
-            task.cancel()
-        hits: list[SearchHit] = []
-        for shard, task in zip(self.ring.shards, tasks, strict=True):
-            if task in pending:
-                self._failed(shard, "search", TimeoutError(f"no answer in {deadline:.2f} s"))
-                continue
-            error = task.exception()
-            if error is not None:
-                self._failed(shard, "search", error)
-                continue
-            for item in protocol.field(task.result(), "results", []):
-                hits.append(
-                    SearchHit(int(protocol.field(item, "id")), int(protocol.field(item, "score")))
+
+    async def _search_on(
+        self, shard: str, body: Mapping[str, Any], options: SearchOptions
+    ) -> list[SearchHit] | None:
+        """One shard's hits; None (logged and counted) when it failed or timed out."""
+        # the server stops at `timeout`; the margin covers transfer, not a hung shard
+        deadline = options.timeout + SEARCH_MARGIN
+        try:
+            reply = await self._call(
+                shard, "POST", f"/{self.index}/_search", body, timeout=deadline
+            )
+        except Exception as error:  # any shard failure degrades the search, never fails it
+            self._search_failed(shard, error, deadline)
+            return None
+        return _hits(protocol.field(reply, "results", []))
+
+    async def _search_many_on(
+        self, shard: str, queries: list[list[int]], options: SearchOptions
+    ) -> list[list[SearchHit]] | None:
+        if shard not in self._single_search_only:
+            body = _search_body(options) | {"queries": queries}
+            deadline = options.timeout + SEARCH_MARGIN
+            try:
+                reply = await self._call(
+                    shard, "POST", f"/{self.index}/{self.SEARCH_MANY}", body, timeout=deadline
                 )
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-        return merge_hits(hits, options)
+                results = protocol.field(reply, "results", [])
+                if len(results) != len(queries):
+                    raise FpindexError(f"{len(results)} results for {len(queries)} queries")
+                return [_hits(hits) for hits in results]
+            except FpindexError as error:
+                if not 400 <= error.status < 500:
+                    self._search_failed(shard, error, deadline)
+                    return None
+                log.info(
+                    "index shard %s has no _msearch (%s); searching query by query", shard, error
+                )
+                self._single_search_only.add(shard)
+            except Exception as error:  # as `search`: a failed shard is left out
+                self._search_failed(shard, error, deadline)
+                return None
+        one_by_one = asyncio.Semaphore(CONCURRENT_SEARCHES)
+
+        async def one(query: list[int]) -> list[SearchHit]:
+            async with one_by_one:
+                body = _search_body(options) | {"q": query}
+                return await self._search_on(shard, body, options) or []
+
+        return list(await asyncio.gather(*(one(query) for query in queries)))
 
     # ---- writes ---------------------------------------------------------------------
 
@@ -272,6 +327,26 @@ class ShardedIndexClient:
 
     async def delete(self, doc_id: int) -> None:
         await self.update([Delete(doc_id)])
+
+
+def _search_body(options: SearchOptions) -> dict[str, Any]:
+    """The options of a search request; msgpack field names are single-letter prefixes, as
+    upstream encodes them."""
+    body: dict[str, Any] = {
+        "l": options.limit,
+        "t": max(1, int(options.timeout * 1000)),
+        "s": options.score_pct,
+    }
+    if options.min_score is not None:
+        body["m"] = options.min_score
+    return body
+
+
+def _hits(results: Sequence[Any]) -> list[SearchHit]:
+    return [
+        SearchHit(int(protocol.field(item, "id")), int(protocol.field(item, "score")))
+        for item in results
+    ]
 
 
 def _update_body(

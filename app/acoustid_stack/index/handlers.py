@@ -6,11 +6,13 @@ subclasses carry their status, anything else is a logged 500.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import tarfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ from acoustid_stack.index.store import IndexStore
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
+#: a `_msearch` request gives other requests a turn after this many seconds of searching
+SEARCH_SLICE = 0.002
 _CHUNK = 1024 * 1024
 
 
@@ -49,6 +53,7 @@ class Handlers:
             Route("/metrics", self.prometheus, methods=["GET"]),
             Route("/{index}/_health", self.index_health, methods=["GET"]),
             Route("/{index}/_search", self.search, methods=["POST"]),
+            Route("/{index}/_msearch", self.search_many, methods=["POST"]),
             Route("/{index}/_update", self.update, methods=["POST"]),
             Route("/{index}/_status", self.status, methods=["GET"]),
             Route("/{index}/_snapshot", self.snapshot, methods=["GET"]),
@@ -112,6 +117,29 @@ class Handlers:
         response = self._reply(request, {"results": [{"id": h.id, "score": h.score} for h in hits]})
         self.metrics.search_duration.labels(store.path.name).observe(time.perf_counter() - started)
         return response
+
+    async def search_many(self, request: Request) -> Response:
+        """Our extension: many `_search` queries in one request, `{"results": [[hits], …]}`
+        in query order. `timeout` bounds the whole request; a query reached after it is
+        answered from the segments one search has time for, as `_search` answers."""
+        store = self._store(request)
+        parsed = protocol.parse_search_many(await self._body(request))
+        deadline = time.monotonic() + parsed.options.timeout
+        results = []
+        paused = time.monotonic()
+        for query in parsed.queries:
+            started = time.perf_counter()
+            left = max(0.0, deadline - time.monotonic())
+            hits = store.search(query, replace(parsed.options, timeout=left))
+            results.append([{"id": h.id, "score": h.score} for h in hits])
+            self.metrics.search_duration.labels(store.path.name).observe(
+                time.perf_counter() - started
+            )
+            if time.monotonic() - paused > SEARCH_SLICE:
+                # searches run on the event loop: let lookups in between
+                await asyncio.sleep(0)
+                paused = time.monotonic()
+        return self._reply(request, {"results": results})
 
     async def update(self, request: Request) -> Response:
         store = self._store(request)

@@ -109,6 +109,10 @@ class FingerprintIndex(Protocol):
         self, query: Sequence[int], options: SearchOptions | None = None
     ) -> list[SearchHit]: ...
 
+    async def search_many(
+        self, queries: Sequence[Sequence[int]], options: SearchOptions | None = None
+    ) -> list[list[SearchHit]]: ...
+
     async def update(
         self,
         changes: Sequence[Change],

@@ -34,6 +34,8 @@ DEFAULT_LIMIT = 40
 MAX_LIMIT = 100
 DEFAULT_TIMEOUT_MS = 500
 MAX_TIMEOUT_MS = 10000
+#: queries of one `_msearch` request (our extension; upstream fpindex has `_search` only)
+MAX_QUERIES = 1000
 
 
 def is_msgpack(content_type: str | None) -> bool:
@@ -112,21 +114,38 @@ def parse_search(data: Mapping[str, Any]) -> SearchRequest:
     query = field(data, "query")
     if query is None:
         raise BadRequestError("query is required")
+    return SearchRequest(query=hashes(query, "query"), options=_search_options(data))
+
+
+@dataclass(frozen=True)
+class SearchManyRequest:
+    queries: list[U32]
+    options: SearchOptions  # `timeout` bounds the whole request
+
+
+def parse_search_many(data: Mapping[str, Any]) -> SearchManyRequest:
+    """`{"queries": [[u32], …], …}` with the options of `_search` (our `_msearch`)."""
+    queries = data.get("queries")
+    if not isinstance(queries, list) or not queries:
+        raise BadRequestError("queries must be a non-empty list of queries")
+    if len(queries) > MAX_QUERIES:
+        raise BadRequestError(f"at most {MAX_QUERIES} queries per request, got {len(queries)}")
+    return SearchManyRequest(hashes_many(queries, "queries"), _search_options(data))
+
+
+def _search_options(data: Mapping[str, Any]) -> SearchOptions:
     limit = field(data, "limit", DEFAULT_LIMIT)
     timeout = field(data, "timeout", DEFAULT_TIMEOUT_MS)
     if type(timeout) is float and timeout.is_integer():
         timeout = int(timeout)
     min_score = field(data, "min_score")
-    return SearchRequest(
-        query=hashes(query, "query"),
-        options=SearchOptions(
-            limit=_int(limit, "limit", 1, MAX_LIMIT),
-            # like upstream: 0 means the default, longer than the maximum is capped
-            timeout=min(_int(timeout, "timeout", 0, 2**31) or DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS)
-            / 1000,
-            min_score=None if min_score is None else _int(min_score, "min_score", 0, 2**31),
-            score_pct=_int(field(data, "score_pct", 10), "score_pct", 0, 100),
-        ),
+    return SearchOptions(
+        limit=_int(limit, "limit", 1, MAX_LIMIT),
+        # like upstream: 0 means the default, longer than the maximum is capped
+        timeout=min(_int(timeout, "timeout", 0, 2**31) or DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS)
+        / 1000,
+        min_score=None if min_score is None else _int(min_score, "min_score", 0, 2**31),
+        score_pct=_int(field(data, "score_pct", 10), "score_pct", 0, 100),
     )
 
 
@@ -192,6 +211,8 @@ def shorten(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _short_keys(value: Any) -> Any:
+    if isinstance(value, list):  # `_msearch`: one list of records per query
+        return [_short_keys(v) for v in value]
     return {k[0]: v for k, v in value.items()} if isinstance(value, dict) else value
 
 

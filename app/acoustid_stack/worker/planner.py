@@ -1,13 +1,14 @@
 """Where each submission of a batch goes: which track, and a new or a reused fingerprint.
 
 The decision is upstream's (reference §4.2 step 4), taken for the whole batch at once:
-every submission's index search runs concurrently, the candidates' hashes come from one
-query, and the tracks' fingerprints from one more. Submissions are then placed one by one
-in id order, in memory, exactly as if each had been imported after the previous one
-committed: a fingerprint the batch creates is a candidate for every later submission of the
-batch (found through the same terms the index would have found it by) and a member of its
-track for the "every fingerprint fits" rule. So the same song twice in one batch ends up on
-one track, and a near-identical copy reuses the new fingerprint.
+the submissions' index searches go in one request per shard (`search_many`), the
+candidates' hashes come from one query, and the tracks' fingerprints from one more.
+Submissions are then placed one by one in id order, in memory, exactly as if each had been
+imported after the previous one committed: a fingerprint the batch creates is a candidate for
+every later submission of the batch (found through the same terms the index would have found
+it by) and a member of its track for the "every fingerprint fits" rule. So the same song
+twice in one batch ends up on one track, and a near-identical copy reuses the new
+fingerprint.
 
 The caller holds the import locks (`locks.take_batch_locks`) and runs the queries inside its
 fingerprint-database transaction, so no concurrent import can slip between search and write.
@@ -18,7 +19,6 @@ numbered -1, -2, … until `writer` allocates their real ids.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -42,7 +42,6 @@ TRACK_GROUP_MERGE_THRESHOLD = 0.4
 TRACK_MAX_OFFSET = 80
 FINGERPRINT_MERGE_THRESHOLD = 0.9
 FINGERPRINT_MAX_LENGTH_DIFF = 7
-CONCURRENT_SEARCHES = 8
 # The index's own default minimum hits (ceil(terms / 20)), applied to in-batch hits alike.
 MIN_HITS_DIVISOR = 20
 
@@ -89,17 +88,12 @@ class BatchPlanner:
     def __init__(self, *, index: FingerprintIndex, search_timeout: float = 1.0) -> None:
         self._index = index
         self._search = SearchOptions(limit=MAX_CANDIDATES, timeout=search_timeout)
-        # A few requests in flight keep the index busy; hundreds would open a connection
-        # each, which costs the worker far more CPU than the searches themselves.
-        self._searching = asyncio.Semaphore(CONCURRENT_SEARCHES)
-
-    async def _search_one(self, item: Importable) -> list[SearchHit]:
-        async with self._searching:
-            return await self._index.search(item.terms.view(np.uint32).tolist(), self._search)
 
     async def plan(self, conn: AsyncConnection, batch: Sequence[Importable]) -> BatchPlan:
         """Placements aligned with `batch`, which must be in the order to import in."""
-        searches = await asyncio.gather(*(self._search_one(item) for item in batch))
+        searches = await self._index.search_many(
+            [item.terms.view(np.uint32).tolist() for item in batch], self._search
+        )
         hits = [_candidates(found) for found in searches]
         stored = await _load_fingerprints(conn, {i for found in hits for i in found})
         db_matches = [

@@ -80,6 +80,48 @@ def test_three_shards_place_by_ring_fan_out_and_degrade(cluster: list[IndexServe
     asyncio.run(scenario())
 
 
+class _WithoutMsearch(ShardedIndexClient):
+    """A client whose batch route the server does not know, as an upstream fpindex would
+    not know ours."""
+
+    SEARCH_MANY = "_nosuchsearch"
+
+
+@pytest.mark.parametrize("client_class", [ShardedIndexClient, _WithoutMsearch])
+def test_search_many_answers_as_searches_one_by_one_would_also_with_a_shard_down(
+    cluster: list[IndexServer], client_class: type[ShardedIndexClient]
+) -> None:
+    docs = documents(300, seed=2)
+    queries = [hashes.tolist() for hashes in list(docs.values())[:40]] + [[7, 8, 9]]
+
+    async def scenario() -> None:
+        client = client_class(shards=[s.url for s in cluster], index=INDEX, timeout=2.0)
+        try:
+            await client.ensure_index()
+            await client.update([Insert(i, h) for i, h in docs.items()])
+            options = SearchOptions(limit=3)
+            many = await client.search_many(queries, options)
+            assert many == [await client.search(q, options) for q in queries]
+            assert [hits[0].id for hits in many[:40]] == list(docs)[:40]
+            assert many[40] == []
+            # the batch route was used, or refused and every shard searched query by query
+            fell_back = set(client.ring.shards) if client_class is _WithoutMsearch else set()
+            assert client._single_search_only == fell_back
+
+            down = cluster[2]
+            down.kill()
+            many = await client.search_many(queries[:40], SearchOptions(limit=3, timeout=0.5))
+            for doc_id, hits in zip(list(docs)[:40], many, strict=True):
+                if client.ring.owner(doc_id) == down.url:
+                    assert doc_id not in {h.id for h in hits}
+                else:
+                    assert hits[0].id == doc_id
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+
+
 def test_reshard_moves_only_the_ids_the_new_ring_places_elsewhere(
     cluster: list[IndexServer], start_server: Callable[..., IndexServer]
 ) -> None:

@@ -107,6 +107,34 @@ def test_msgpack_round_trip_with_single_letter_keys(server: IndexServer) -> None
     assert reply == {"r": [{"i": 5, "s": 1}]}
 
 
+def test_msearch_answers_each_query_as_search_does_in_order(server: IndexServer) -> None:
+    server.call(
+        "POST",
+        f"/{INDEX}/_update",
+        {
+            "changes": [
+                {"insert": {"id": 5, "hashes": [1, 2, 3]}},
+                {"insert": {"id": 6, "hashes": [3, 4]}},
+            ]
+        },
+    )
+    queries = [[1, 2, 3], [9], [3, 4], [4]]
+    status, reply = server.call(
+        "POST", f"/{INDEX}/_msearch", {"queries": queries, "limit": 10, "min_score": 1}
+    )
+    assert status == 200
+    singles = [
+        server.call("POST", f"/{INDEX}/_search", {"query": q, "limit": 10, "min_score": 1})[1]
+        for q in queries
+    ]
+    assert isinstance(reply, dict)
+    assert reply["results"] == [single["results"] for single in singles]
+    assert reply["results"][0] == [{"id": 5, "score": 3}, {"id": 6, "score": 1}]
+    # msgpack answers with one-letter keys down to the hits
+    _, packed = msgpack_call(server, "POST", f"/{INDEX}/_msearch", {"queries": [[3, 4]]})
+    assert packed == {"r": [[{"i": 6, "s": 2}, {"i": 5, "s": 1}]]}
+
+
 def content(server: IndexServer) -> dict[str, object]:
     """What the index holds, without its segment count: background merges change that alone."""
     info = server.call("GET", f"/{INDEX}")[1]
@@ -176,6 +204,17 @@ BAD_REQUESTS = [
     ("POST", f"/{INDEX}/_search", b'{"query": [1], "limit": 0}', "application/json", 400),
     ("POST", f"/{INDEX}/_search", b'{"query": [1], "limit": true}', "application/json", 400),
     ("POST", f"/{INDEX}/_search", b'{"limit": 3}', "application/json", 400),
+    ("POST", f"/{INDEX}/_msearch", b'{"queries": []}', "application/json", 400),
+    ("POST", f"/{INDEX}/_msearch", b'{"queries": [1, 2]}', "application/json", 400),
+    ("POST", f"/{INDEX}/_msearch", b'{"queries": [[1], [-1]]}', "application/json", 400),
+    ("POST", f"/{INDEX}/_msearch", b'{"query": [1]}', "application/json", 400),
+    (
+        "POST",
+        f"/{INDEX}/_msearch",
+        b'{"queries": [' + b",".join([b"[1]"] * 1001) + b"]}",
+        "application/json",
+        400,
+    ),
     ("PUT", f"/{INDEX}/0", b'{"hashes": [1]}', "application/json", 400),
     ("PUT", f"/{INDEX}/abc", b'{"hashes": [1]}', "application/json", 400),
     ("PUT", "/_bad", b"{}", "application/json", 400),
