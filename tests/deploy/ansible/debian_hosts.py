@@ -5,6 +5,8 @@ network namespace with a veth on a private bridge the fleet creates (`BRIDGE_SUB
 routed anywhere: no NAT, no forwarding). Debian packages reach the hosts only through an
 apt-cacher-ng bound to the bridge address, whose cache persists in the cache dir between runs.
 Every outer command runs under `timeout`; everything started is stopped by pid on exit.
+Each host boots in a cgroup of its own (`HostCgroup`): nspawn puts a container's units under
+`<its own cgroup>/payload`, so hosts started from one cgroup would share every unit's cgroup.
 
 Needs root and `debootstrap`, `systemd-nspawn` (systemd-container), `apt-cacher-ng`, `zstd`;
 `ensure_tools()` installs the missing ones with apt-get.
@@ -16,6 +18,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -171,6 +174,72 @@ class AptCache:
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
+def tracking_hierarchies() -> list[Path]:
+    """This process's cgroup in each hierarchy systemd tracks units in (cgroup2, name=systemd).
+
+    nspawn creates the container's `payload` cgroup under its own. Two hosts booted from the
+    same cgroup would share `payload/system.slice/<unit>` for every unit they both run: one
+    host's systemd then kills processes of, or removes the cgroup under, the other's unit
+    (`status=219/CGROUP`, "did not take the steps required by its unit configuration").
+    """
+    own: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        number, controllers, path = line.split(":", 2)
+        own["cgroup2" if number == "0" else controllers] = path
+    hierarchies = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        separator = fields.index("-")
+        mount_point, fstype, options = fields[4], fields[separator + 1], fields[separator + 3]
+        key = "cgroup2" if fstype == "cgroup2" else None
+        if fstype == "cgroup" and "name=systemd" in options.split(","):
+            key = "name=systemd"
+        if key is not None and key in own:
+            hierarchies.append(Path(mount_point) / own[key].lstrip("/"))
+    if not hierarchies:
+        raise HarnessError("no cgroup2 or name=systemd hierarchy is mounted under /sys/fs/cgroup")
+    return hierarchies
+
+
+@dataclass
+class HostCgroup:
+    """A cgroup per host in every tracking hierarchy; nspawn is moved there before it starts."""
+
+    name: str
+    paths: list[Path] = field(default_factory=list)
+
+    def create(self) -> None:
+        self.paths = [hierarchy / self.name for hierarchy in tracking_hierarchies()]
+        for path in self.paths:
+            path.mkdir()
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """`argv` run by a shell that first moves itself into this cgroup (exec keeps the pid)."""
+        procs = " ".join(shlex.quote(str(path / "cgroup.procs")) for path in self.paths)
+        script = f'for procs in {procs}; do echo $$ > "$procs" || exit 1; done; exec "$@"'
+        return ["sh", "-c", script, "sh", *argv]
+
+    def remove(self) -> None:
+        """Kill what is left in it (cgroup2's cgroup.kill), then remove it, children first."""
+        for path in self.paths:
+            if (path / "cgroup.kill").exists():
+                (path / "cgroup.kill").write_text("1")
+        deadline = time.monotonic() + 10
+        while any(self._processes(path) for path in self.paths) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for path in self.paths:
+            for directory, _, _ in os.walk(path, topdown=False):
+                with contextlib.suppress(OSError):
+                    os.rmdir(directory)
+
+    @staticmethod
+    def _processes(path: Path) -> bool:
+        return any(
+            (Path(directory) / "cgroup.procs").read_text().strip()
+            for directory, _, _ in os.walk(path)
+        )
+
+
 @dataclass
 class Host:
     """One booted Debian container, reachable over SSH as root at `address`."""
@@ -182,6 +251,9 @@ class Host:
     veth: str
     process: subprocess.Popen[bytes] | None = None
 
+    def __post_init__(self) -> None:
+        self.cgroup = HostCgroup(f"acoustid-test-{self.netns}")
+
     def prepare(self, image: Path, public_key: str, hosts_lines: str) -> None:
         self.root.mkdir(parents=True)
         run(["tar", "--zstd", "-C", str(self.root), "-xf", str(image)], timeout=120)
@@ -192,6 +264,8 @@ class Host:
         (etc / "apt/apt.conf.d/01proxy").write_text(
             f'Acquire::http::Proxy "http://{BRIDGE_SUBNET}.1:{APT_CACHE_PORT}";\n'
         )
+        # Throwaway hosts: dpkg's fsync per file only makes installs crawl on a busy disk.
+        (etc / "dpkg/dpkg.cfg.d/01unsafe-io").write_text("force-unsafe-io\n")
         run(["ssh-keygen", "-A", "-f", str(self.root)], timeout=30)
         ssh_dir = self.root / "root/.ssh"
         ssh_dir.mkdir(mode=0o700, exist_ok=True)
@@ -212,28 +286,35 @@ class Host:
 
     def boot(self, log_dir: Path) -> None:
         log = (log_dir / f"{self.name}.console").open("wb")
+        self.cgroup.create()
         self.process = subprocess.Popen(
-            [
-                "systemd-nspawn",
-                "--boot",
-                f"--directory={self.root}",
-                f"--machine={self.name}",
-                f"--network-namespace-path=/run/netns/{self.netns}",
-                "--register=no",
-                "--keep-unit",
-                # Own network namespace, so the firewall role may load nftables rules in it.
-                "--capability=CAP_NET_ADMIN",
-                "--console=pipe",
-            ],
+            self.cgroup.wrap(
+                [
+                    "systemd-nspawn",
+                    "--boot",
+                    f"--directory={self.root}",
+                    f"--machine={self.name}",
+                    f"--network-namespace-path=/run/netns/{self.netns}",
+                    "--register=no",
+                    "--keep-unit",
+                    # Own network namespace, so the firewall role may load nftables rules in it.
+                    "--capability=CAP_NET_ADMIN",
+                    "--console=pipe",
+                ]
+            ),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
 
     def shutdown(self) -> None:
-        # SIGTERM makes nspawn shut the container's systemd down cleanly.
-        if self.process is not None:
-            stop_process(self.process, timeout=30)
+        # SIGTERM makes nspawn shut the container's systemd down cleanly; a throwaway host is
+        # not worth waiting longer for (its services' stop timeouts reach 60 s).
+        try:
+            if self.process is not None:
+                stop_process(self.process, timeout=10)
+        finally:
+            self.cgroup.remove()
 
     def unplug(self) -> None:
         run(["ip", "link", "del", self.veth], timeout=10, check=False)
@@ -321,6 +402,19 @@ class Fleet:
     def ssh(self, name: str, command: str, *, timeout: float = 60, check: bool = True) -> str:
         """Run a shell command on a host as root and return its stdout."""
         return run([*self.ssh_argv(self.hosts[name]), command], timeout=timeout, check=check)
+
+    def diagnostics(self) -> str:
+        """Failed units and the end of each host's journal (without SSH and Ansible's own lines)."""
+        probe = (
+            "systemctl --failed --no-legend --plain; journalctl -b --no-pager -o short-precise "
+            "-n 400 | grep -v -E 'sshd|pam_unix|ansible-|session-|Session |user@0|user-0' "
+            "| tail -n 60"
+        )
+        return "".join(
+            f"\n--- {name}: failed units, end of the journal\n"
+            + run([*self.ssh_argv(host), probe], timeout=20, check=False)
+            for name, host in self.hosts.items()
+        )
 
 
 def wait_for_ssh(fleet: Fleet, host: Host, *, timeout: float) -> None:

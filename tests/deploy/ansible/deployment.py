@@ -54,7 +54,7 @@ class Recap:
     changed: dict[str, int]
 
     def summary(self) -> str:
-        return self.output[-6000:]
+        return self.output[-12000:]
 
 
 def build_wheels(out: Path, host_python: str) -> tuple[Path, Path]:
@@ -165,7 +165,7 @@ class Deployment:
             timeout=60,
         )
 
-    def play(self, playbook: str, *extra: str, timeout: float = 600) -> Recap:
+    def play(self, playbook: str, *extra: str, timeout: float = 900) -> Recap:
         """Run playbooks/<playbook> against this inventory; never raises on failure."""
         env = {
             **os.environ,
@@ -173,6 +173,8 @@ class Deployment:
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_LOCAL_TEMP": str(self.directory / "ansible-tmp"),
+            # Per-task durations in the log: where a slow CI run spent its time.
+            "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
         }
         argv = [
             "ansible-playbook",
@@ -193,6 +195,8 @@ class Deployment:
             check=False,
         )
         output = result.stdout + result.stderr
+        if result.returncode != 0:
+            output += self.fleet.diagnostics()
         (self.directory / f"{playbook}.{int(start)}.log").write_text(output)
         changed = {m.group(1): int(m.group(3)) for m in RECAP.finditer(result.stdout)}
         return Recap(result.returncode, output, time.monotonic() - start, changed)
