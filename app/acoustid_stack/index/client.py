@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -52,6 +53,8 @@ SEARCH_MARGIN = 0.25
 #: Searches in flight per shard when it must be searched query by query: a few keep the
 #: shard busy, hundreds would open a connection each.
 CONCURRENT_SEARCHES = 8
+#: Seconds a shard that refused `_msearch` is searched query by query before it is tried again.
+SINGLE_SEARCH_SECONDS = 600.0
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -115,8 +118,10 @@ class ShardedIndexClient:
         # aiohttp rather than httpx: on a lookup's path it costs ~0.1 ms per request against
         # ~0.7 ms (measured on loopback); created on first use, inside the caller's loop
         self._http: aiohttp.ClientSession | None = None
-        # shards that answered `_msearch` with a client error: upstream fpindex servers
-        self._single_search_only: set[str] = set()
+        # shard -> until when (monotonic) to search it query by query: it answered
+        # `_msearch` with a client error, as an upstream fpindex does (or our own server
+        # while the index is missing, hence the retry after a while)
+        self._single_search_until: dict[str, float] = {}
 
     @classmethod
     def from_settings(cls, settings: Any) -> ShardedIndexClient:
@@ -223,19 +228,22 @@ class ShardedIndexClient:
     ) -> list[list[SearchHit]]:
         """`search` of every query (in order), one `_msearch` request per shard: the HTTP
         cost of one search instead of one per query. `options.timeout` bounds each shard's
-        whole answer. A shard that refuses `_msearch` (an upstream fpindex) is searched one
-        query at a time from then on; shards that fail or time out are left out."""
+        whole answer; more than `protocol.MAX_QUERIES` queries go in several requests. A shard
+        that refuses `_msearch` (an upstream fpindex) is searched one query at a time for the
+        next `SINGLE_SEARCH_SECONDS`; shards that fail or time out are left out."""
         options = options or SearchOptions()
-        if not queries:
-            return []
         lists = [[int(h) for h in query] for query in queries]
-        replies = await asyncio.gather(
-            *(self._search_many_on(shard, lists, options) for shard in self.ring.shards)
-        )
-        return [
-            merge_hits([hit for reply in replies if reply for hit in reply[i]], options)
-            for i in range(len(lists))
-        ]
+        found: list[list[SearchHit]] = []
+        for first in range(0, len(lists), protocol.MAX_QUERIES):
+            chunk = lists[first : first + protocol.MAX_QUERIES]
+            replies = await asyncio.gather(
+                *(self._search_many_on(shard, chunk, options) for shard in self.ring.shards)
+            )
+            found += [
+                merge_hits([hit for reply in replies if reply for hit in reply[i]], options)
+                for i in range(len(chunk))
+            ]
+        return found
 
     async def _search_on(
         self, shard: str, body: Mapping[str, Any], options: SearchOptions
@@ -255,7 +263,7 @@ class ShardedIndexClient:
     async def _search_many_on(
         self, shard: str, queries: list[list[int]], options: SearchOptions
     ) -> list[list[SearchHit]] | None:
-        if shard not in self._single_search_only:
+        if time.monotonic() >= self._single_search_until.get(shard, 0.0):
             body = _search_body(options) | {"queries": queries}
             deadline = options.timeout + SEARCH_MARGIN
             try:
@@ -271,9 +279,11 @@ class ShardedIndexClient:
                     self._search_failed(shard, error, deadline)
                     return None
                 log.info(
-                    "index shard %s has no _msearch (%s); searching query by query", shard, error
+                    "index shard %s refused _msearch (%s); searching it query by query",
+                    shard,
+                    error,
                 )
-                self._single_search_only.add(shard)
+                self._single_search_until[shard] = time.monotonic() + SINGLE_SEARCH_SECONDS
             except Exception as error:  # as `search`: a failed shard is left out
                 self._search_failed(shard, error, deadline)
                 return None
