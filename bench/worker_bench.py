@@ -50,9 +50,10 @@ from acoustid_stack.local.process import ManagedProcess, free_port
 from acoustid_stack.local.servers import index_process, running
 from acoustid_stack.local.services import Services
 from acoustid_stack.run_commands import WORKER_BATCH
+from acoustid_stack.submissions.connection import Reconnect, connect_nats
 from acoustid_stack.submissions.databases import Databases, open_databases
 from acoustid_stack.submissions.store import NewSubmission, insert_submissions
-from acoustid_stack.submissions.stream import connect_nats, ensure_stream, publish_submissions
+from acoustid_stack.submissions.stream import ensure_stream, publish_submissions
 from api_bench import INDEX_NAME, Catalog, cpu_seconds, load_catalog, make_queries
 
 CLI = [sys.executable, "-c", "from acoustid_stack.cli import main; main()"]
@@ -220,7 +221,7 @@ async def measure(run: Run, seed: int, bench: Bench, progress: Progress) -> Figu
     }
     settings = load_settings(path=None, environ=environ)
     databases = open_databases(settings.database, pool_size=2)
-    nc = await connect_nats(settings.nats)
+    nc = await connect_nats(settings.nats, reconnect=Reconnect.FAIL_FAST)
     js = nc.jetstream()
     workers: list[ManagedProcess] = []
     try:

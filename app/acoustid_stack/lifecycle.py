@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 try:
     import uvloop
@@ -12,6 +14,24 @@ except ImportError:  # a dependency everywhere but Windows
     uvloop = None  # type: ignore[assignment]
 
 from prometheus_client import start_http_server
+
+T = TypeVar("T")
+
+
+async def until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """`work`'s result; None, with `work` cancelled, when `stop` is set first (a service
+    waiting at start for a server that is down still stops on SIGTERM)."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        return task.result() if task.done() else None
+    finally:
+        stopping.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def serve_until_signalled(

@@ -62,7 +62,8 @@ class Resources:
 
     @classmethod
     def open(cls, settings: Settings, *, index: FingerprintIndex | None = None) -> Resources:
-        """Everything connects lazily, so this never blocks nor fails on a down service."""
+        """Everything connects lazily (NATS: in the background from the lifespan's start), so
+        this never blocks nor fails on a down service."""
         databases = open_databases(settings.database)
         ro = settings.database
         ro_only = replace(ro, app=ro.app_ro, fingerprint=ro.fingerprint_ro, ingest=ro.ingest_ro)
@@ -125,6 +126,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
+            await resources.publisher.start()
             yield
         finally:
             await resources.close()

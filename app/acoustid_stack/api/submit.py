@@ -15,8 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from nats.aio.client import Client as NatsClient
-from nats.js import JetStreamContext
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,8 +26,9 @@ from acoustid_stack.api.params import Params, parse_int, parse_uuid, suffixed
 from acoustid_stack.config import NatsSettings
 from acoustid_stack.db.schema.ingest import submission_result
 from acoustid_stack.fingerprint import InvalidFingerprint, decode_api_fingerprint
+from acoustid_stack.submissions.connection import ServiceConnection
 from acoustid_stack.submissions.store import NewSubmission, insert_submissions
-from acoustid_stack.submissions.stream import connect_nats, ensure_stream, publish_submissions
+from acoustid_stack.submissions.stream import ensure_stream, publish_submissions
 
 MAX_DURATION: Final = 32767
 #: A publish that takes longer than this is given up; the outbox re-publishes it.
@@ -55,56 +54,50 @@ class SubmitCall:
 
 
 class SubmissionPublisher:
-    """Publishes submission ids, connecting to NATS on first use and again after a failure.
+    """Publishes submission ids on the process's NATS connection (`ServiceConnection`).
 
-    Never raises: every failure is logged (see the module's failure policy).
+    Never raises and never waits for NATS: while the connection is away (down at start,
+    reconnecting) the ids are not published at all, rather than buffered by nats-py until it
+    is back; a publish on a live connection is given up after PUBLISH_TIMEOUT_SECONDS. Either
+    way the rows stay pending for the cron outbox (see the module's failure policy).
     """
 
     def __init__(self, *, settings: NatsSettings) -> None:
         self._settings = settings
-        self._client: NatsClient | None = None
-        self._js: JetStreamContext | None = None
-        self._lock = asyncio.Lock()
+        self._connection = ServiceConnection(settings=settings)
+        self._stream_ready = False
+
+    async def start(self) -> None:
+        """Connect in the background; waits at most PUBLISH_TIMEOUT_SECONDS for NATS, so the
+        first submissions after a start are published when it is up."""
+        await self._connection.start(wait=PUBLISH_TIMEOUT_SECONDS)
 
     async def publish(self, ids: Sequence[int]) -> bool:
         """True when JetStream stored every id."""
+        js = self._connection.jetstream()
+        if js is None:
+            # the outage itself is logged once by the connection, not once per submission
+            logger.debug("NATS away: submissions %s stored, not published", list(ids))
+            return False
         try:
-            js = await self._jetstream()
-            await asyncio.wait_for(
-                publish_submissions(js, self._settings, ids), PUBLISH_TIMEOUT_SECONDS
-            )
+            async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+                if not self._stream_ready:
+                    await ensure_stream(js, self._settings)
+                    self._stream_ready = True
+                await publish_submissions(js, self._settings, ids)
         except Exception as exc:  # any broker failure; the outbox covers it
             logger.warning(
                 "submissions %s stored but not published (cron re-publishes them): %s",
                 list(ids),
-                exc or type(exc).__name__,
+                str(exc) or type(exc).__name__,
             )
-            await self._reset()
+            # the stream may be gone (NATS restarted with an empty store): ensure it next time
+            self._stream_ready = False
             return False
         return True
 
-    async def _jetstream(self) -> JetStreamContext:
-        async with self._lock:
-            if self._js is None:
-                client = await asyncio.wait_for(
-                    connect_nats(self._settings), PUBLISH_TIMEOUT_SECONDS
-                )
-                js = client.jetstream()
-                await ensure_stream(js, self._settings)
-                self._client, self._js = client, js
-            return self._js
-
-    async def _reset(self) -> None:
-        async with self._lock:
-            client, self._client, self._js = self._client, None, None
-        if client is not None:
-            try:
-                await client.close()
-            except Exception as exc:  # already broken; closing is best effort
-                logger.debug("closing NATS connection failed: %s", exc)
-
     async def close(self) -> None:
-        await self._reset()
+        await self._connection.close()
 
 
 class SubmitHandler:

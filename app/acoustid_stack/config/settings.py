@@ -97,6 +97,7 @@ class NatsSettings:
     user: str | None
     password: str | None = field(repr=False)
     creds_file: str | None
+    reconnect_wait: float
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,14 @@ KEYS: Final[tuple[Key, ...]] = (
     Key("nats", "password", Text(), None, "NATS password.", secret=True),
     Key("nats", "creds_file", ReadableFile(), None, "NATS credentials (.creds) file."),
     Key(
+        "nats",
+        "reconnect_wait",
+        Number(0.01, 60),
+        "2.0",
+        "Seconds between attempts to reach NATS: services retry forever (each process up "
+        "to 25 % longer), one-shot commands try each server twice, then fail.",
+    ),
+    Key(
         "index",
         "shards",
         UrlList(_HTTP),

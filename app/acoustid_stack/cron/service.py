@@ -12,10 +12,11 @@ from acoustid_stack.cron.jobs import Job, JobContext, jobs_for
 from acoustid_stack.cron.leader import LeaderElection
 from acoustid_stack.cron.metrics import CronMetrics
 from acoustid_stack.cron.schedule import Scheduler
-from acoustid_stack.lifecycle import serve_until_signalled
+from acoustid_stack.lifecycle import serve_until_signalled, until_stopped
 from acoustid_stack.redis_client import connect_redis
+from acoustid_stack.submissions.connection import Reconnect, close_nats, connect_nats
 from acoustid_stack.submissions.databases import open_databases
-from acoustid_stack.submissions.stream import connect_nats, ensure_stream
+from acoustid_stack.submissions.stream import ensure_stream
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +34,19 @@ async def run_cron(
 ) -> None:
     """Run until `stop` is set. While leader, the lock is re-checked every `retry_interval`
     and between jobs; a leader that loses its database session stops running jobs.
-    `jobs` default to those the settings switch on (`jobs_for`)."""
+    `jobs` default to those the settings switch on (`jobs_for`). NATS: waited for at start,
+    reconnected forever after (`Reconnect.FOREVER`); a job that finds it away fails that run.
+    """
     metrics = metrics or CronMetrics()
     jobs = jobs_for(settings, metrics) if jobs is None else jobs
+    nc = await until_stopped(connect_nats(settings.nats, reconnect=Reconnect.FOREVER), stop)
+    if nc is None:
+        return
     election = LeaderElection(
         conninfo=settings.database.app.conninfo(), retry_interval=retry_interval
     )
     databases = open_databases(settings.database, pool_size=2)
     redis = connect_redis(settings.redis, timeout=REDIS_TIMEOUT_SECONDS)
-    nc = await connect_nats(settings.nats)
     try:
         js = nc.jetstream()
         await ensure_stream(js, settings.nats)
@@ -61,7 +66,7 @@ async def run_cron(
             logger.info("no longer the cron leader")
     finally:
         await election.resign()
-        await nc.close()
+        await close_nats(nc)
         await redis.aclose()
         await databases.dispose()
 

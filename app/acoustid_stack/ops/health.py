@@ -20,7 +20,7 @@ from acoustid_stack.ops.layout import BackupRepository, StackFiles
 from acoustid_stack.ops.pgbackrest import PgBackRest
 from acoustid_stack.ops.wal import Lsn
 from acoustid_stack.redis_client import connect_redis_sync
-from acoustid_stack.submissions.stream import connect_nats
+from acoustid_stack.submissions.connection import Reconnect, connect_nats
 
 OK, DEGRADED, DOWN = "ok", "degraded", "down"
 
@@ -96,7 +96,7 @@ def check_redis(settings: Settings) -> Check:
 
 def check_nats(settings: Settings) -> Check:
     async def probe() -> Check:
-        nc = await asyncio.wait_for(connect_nats(settings.nats), 5)
+        nc = await asyncio.wait_for(connect_nats(settings.nats, reconnect=Reconnect.FAIL_FAST), 5)
         try:
             info = await nc.jetstream().stream_info(settings.nats.stream)
         finally:

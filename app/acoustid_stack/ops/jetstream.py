@@ -21,12 +21,8 @@ from nats.js.api import StreamInfo
 from nats.js.errors import ServiceUnavailableError
 
 from acoustid_stack.config import Settings
-from acoustid_stack.submissions.stream import (
-    MSG_ID_HEADER,
-    connect_nats,
-    ensure_stream,
-    submission_subject,
-)
+from acoustid_stack.submissions.connection import Reconnect, connect_nats
+from acoustid_stack.submissions.stream import MSG_ID_HEADER, ensure_stream, submission_subject
 
 PUBLISH_BATCH = 1000
 STREAM_ATTEMPTS = 10
@@ -66,7 +62,7 @@ async def _stream_with_subjects(js: JetStreamContext, settings: Settings) -> Str
 async def _republish_pending(settings: Settings) -> Republished:
     with psycopg.connect(settings.database.get("ingest").conninfo()) as conn:
         pending = [int(r[0]) for r in conn.execute("SELECT id FROM pending_submission ORDER BY id")]
-    nc = await connect_nats(settings.nats)
+    nc = await connect_nats(settings.nats, reconnect=Reconnect.FAIL_FAST)
     try:
         js = nc.jetstream()
         info = await _stream_with_subjects(js, settings)

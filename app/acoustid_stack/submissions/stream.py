@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-import nats
-from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -26,18 +24,6 @@ DUPLICATE_WINDOW_SECONDS = 300.0
 # A submission nobody imported within a week is re-published by the outbox anyway.
 MAX_AGE_SECONDS = 7 * 24 * 3600.0
 MSG_ID_HEADER = "Nats-Msg-Id"
-
-
-async def connect_nats(settings: NatsSettings) -> Client:
-    """Connect to the configured servers; credentials from user/password or a creds file."""
-    client: Client = await nats.connect(
-        settings.servers,
-        name="acoustid-stack",
-        user=settings.user,
-        password=settings.password if settings.user else None,
-        user_credentials=settings.creds_file,
-    )
-    return client
 
 
 def submission_subject(settings: NatsSettings, submission_id: int) -> str:

@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-from nats.errors import Error as NatsError
 from starlette.applications import Starlette
 from starlette.templating import Jinja2Templates
 
 from acoustid_stack.config import Settings
 from acoustid_stack.redis_client import connect_redis
+from acoustid_stack.submissions.connection import ServiceConnection
 from acoustid_stack.submissions.databases import open_databases
-from acoustid_stack.submissions.stream import connect_nats
 from acoustid_stack.web.views import routes
 
-logger = logging.getLogger(__name__)
-
 TEMPLATES = Path(__file__).parent / "templates"
+#: seconds the start waits for NATS; after that it connects in the background
+NATS_START_WAIT = 2.0
 
 
 def create_app(settings: Settings) -> Starlette:
-    """The site for `settings`. NATS being down at start leaves the site up (status shows it)."""
+    """The site for `settings`. NATS being down (at start or later) leaves the site up; the
+    status page says so until the connection is back."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -34,18 +33,12 @@ def create_app(settings: Settings) -> Starlette:
         state.databases = open_databases(settings.database, pool_size=2)
         state.redis = connect_redis(settings.redis, timeout=1.0)
         state.http = httpx.AsyncClient(timeout=1.0)
-        nc = None
+        state.nats = ServiceConnection(settings=settings.nats)
         try:
-            nc = await connect_nats(settings.nats)
-            state.js = nc.jetstream()
-        except (NatsError, OSError) as exc:
-            logger.warning("NATS unavailable, the status page will say so: %s", exc)
-            state.js = None
-        try:
+            await state.nats.start(wait=NATS_START_WAIT)
             yield
         finally:
-            if nc is not None:
-                await nc.close()
+            await state.nats.close()
             await state.http.aclose()
             await state.redis.aclose()
             await state.databases.dispose()

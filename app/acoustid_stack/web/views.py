@@ -30,7 +30,7 @@ async def home(request: Request) -> Response:
         settings=state.settings,
         databases=state.databases,
         redis=state.redis,
-        js=state.js,
+        js=state.nats.jetstream(),
         http=state.http,
     )
     counts = await status.counts(state.databases)

@@ -12,6 +12,8 @@ outage. A pull nobody answers (503) or a fetch timing out during an outage is fo
 look at the consumer: still there (no leader yet, a node lost) → wait with backoff
 (`outage`); gone (404: consumer 10014 or stream 10059 not found, as after a server restarted
 with an empty store) → create stream and consumer again, as at start, and pull from them.
+Creating them waits out the same way what passes once the cluster is whole again: no
+leader, no answer, and 10005 "no suitable peers for placement" (R3 while a node is missing).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError, ServiceUnavailableError
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from acoustid_stack.config import NatsSettings
 from acoustid_stack.submissions.stream import ensure_stream
@@ -43,6 +45,9 @@ logger = logging.getLogger(__name__)
 #: 503 (incl. 10008 "JetStream system temporarily unavailable", 10023 insufficient
 #: resources, a pull to a consumer without leader), no responders, timeouts
 UNAVAILABLE = (ServiceUnavailableError, NoRespondersError, NatsTimeoutError, TimeoutError)
+#: JetStream API errors that pass once the cluster is whole again: 10005 "no suitable peers
+#: for placement" (a stream or consumer with more replicas than servers answering)
+TEMPORARY_ERR_CODES = frozenset({10005})
 
 ImportFunction = Callable[[Sequence[int]], Awaitable[Mapping[int, ImportOutcome]]]
 
@@ -152,7 +157,9 @@ class SubmissionConsumer:
                 subscription = await self._js.pull_subscribe_bind(
                     self._options.durable, stream=self._settings.stream
                 )
-            except UNAVAILABLE as exc:
+            except (*UNAVAILABLE, APIError) as exc:
+                if not _temporary(exc):
+                    raise
                 await self._outage.wait(stop, f"creating stream and consumer: {_describe(exc)}")
                 continue
             self._outage.over()
@@ -244,6 +251,12 @@ class SubmissionConsumer:
         except (NatsError, TimeoutError) as exc:
             # the import is committed; the message comes back and is acked as already handled
             logger.warning("could not acknowledge submission %d: %s", submission_id, exc)
+
+
+def _temporary(exc: Exception) -> bool:
+    if isinstance(exc, UNAVAILABLE):
+        return True
+    return isinstance(exc, APIError) and exc.err_code in TEMPORARY_ERR_CODES
 
 
 def _describe(exc: Exception) -> str:

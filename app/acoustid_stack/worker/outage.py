@@ -1,7 +1,8 @@
 """Waiting out a JetStream outage in place: backoff, one log line per transition, metrics.
 
 Failure policy: while the stream or consumer has no leader (a cluster node lost, an election
-after a restart, a fresh R3 consumer) or the servers do not answer, the worker waits and
+after a restart, a fresh R3 consumer), cannot be placed on enough servers (10005, an R3 stream
+created while a node is missing) or the servers do not answer, the worker waits and
 retries with a doubling delay (0.5 s up to 10 s); it never exits for it. Messages stay in the
 stream until a worker acks them, so waiting loses nothing.
 """

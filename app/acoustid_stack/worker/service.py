@@ -7,9 +7,9 @@ import logging
 
 from acoustid_stack.config import Settings
 from acoustid_stack.index.client import ShardedIndexClient
-from acoustid_stack.lifecycle import serve_until_signalled
+from acoustid_stack.lifecycle import serve_until_signalled, until_stopped
+from acoustid_stack.submissions.connection import Reconnect, close_nats, connect_nats
 from acoustid_stack.submissions.databases import open_databases
-from acoustid_stack.submissions.stream import connect_nats
 from acoustid_stack.worker.consumer import ConsumerOptions, SubmissionConsumer
 from acoustid_stack.worker.importer import SubmissionImporter
 from acoustid_stack.worker.metrics import WorkerMetrics
@@ -27,16 +27,19 @@ async def run_worker(
     """Import submissions until `stop` is set; the batch in hand is finished first.
 
     The consumer creates stream and consumer (and again after JetStream lost them) and waits
-    out JetStream outages in place; only a NATS connection closed for good ends the process.
+    out JetStream outages in place; the NATS connection waits for a server at start and
+    reconnects forever after (`Reconnect.FOREVER`), so no outage ends the process.
     """
     options = options or ConsumerOptions()
     if "httpx" not in settings.logging.levels:
         # one INFO line per index request would drown the worker's own log
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    nc = await until_stopped(connect_nats(settings.nats, reconnect=Reconnect.FOREVER), stop)
+    if nc is None:
+        return
     # one connection per database is all a batch needs; a spare covers pool pre-ping
     databases = open_databases(settings.database, pool_size=2)
     index = ShardedIndexClient.from_settings(settings)
-    nc = await connect_nats(settings.nats)
     try:
         js = nc.jetstream()
         await index.ensure_index()
@@ -54,7 +57,7 @@ async def run_worker(
         await consumer.run(stop)
         logger.info("worker stopped")
     finally:
-        await nc.close()
+        await close_nats(nc)
         await index.close()
         await databases.dispose()
 

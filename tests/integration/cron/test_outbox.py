@@ -13,10 +13,11 @@ from nats.aio.client import Client
 from sqlalchemy import text
 
 from acoustid_stack.config import NatsSettings, Settings
+from acoustid_stack.submissions.connection import Reconnect, connect_nats
 from acoustid_stack.submissions.databases import Databases, open_databases
 from acoustid_stack.submissions.outbox import republish_lost
 from acoustid_stack.submissions.store import NewSubmission, insert_submissions
-from acoustid_stack.submissions.stream import connect_nats, ensure_stream, publish_submissions
+from acoustid_stack.submissions.stream import ensure_stream, publish_submissions
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -37,7 +38,7 @@ async def stream(migrated_settings: Settings) -> AsyncIterator[tuple[Client, Nat
         stream=f"{migrated_settings.nats.stream}_{suffix.upper()}",
         subject_prefix=f"{migrated_settings.nats.subject_prefix}_{suffix}",
     )
-    nc = await connect_nats(nats_settings)
+    nc = await connect_nats(nats_settings, reconnect=Reconnect.FAIL_FAST)
     await ensure_stream(nc.jetstream(), nats_settings)
     yield nc, nats_settings
     await nc.jetstream().delete_stream(nats_settings.stream)

@@ -11,8 +11,8 @@ from sqlalchemy import delete, func, select
 from acoustid_stack.config import Settings
 from acoustid_stack.cron.jobs import IMPORT_APPLIED_RETENTION, JobContext, prune_import_applied
 from acoustid_stack.db.schema.fingerprint import import_applied
+from acoustid_stack.submissions.connection import Reconnect, connect_nats
 from acoustid_stack.submissions.databases import open_databases
-from acoustid_stack.submissions.stream import connect_nats
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -24,7 +24,7 @@ OLD, RECENT = 2**62, 2**62 + 1
 async def ctx(migrated_settings: Settings) -> AsyncIterator[JobContext]:
     databases = open_databases(migrated_settings.database, pool_size=2)
     redis = Redis.from_url(migrated_settings.redis.url())
-    nc = await connect_nats(migrated_settings.nats)
+    nc = await connect_nats(migrated_settings.nats, reconnect=Reconnect.FAIL_FAST)
     try:
         yield JobContext(
             settings=migrated_settings, databases=databases, redis=redis, js=nc.jetstream()

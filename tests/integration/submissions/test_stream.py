@@ -15,11 +15,8 @@ from nats.js.api import RetentionPolicy, StorageType
 from nats.js.errors import NotFoundError
 
 from acoustid_stack.config import NatsSettings
-from acoustid_stack.submissions.stream import (
-    connect_nats,
-    ensure_stream,
-    publish_submissions,
-)
+from acoustid_stack.submissions.connection import Reconnect, connect_nats
+from acoustid_stack.submissions.stream import ensure_stream, publish_submissions
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -43,7 +40,7 @@ def nats_settings(test_settings: Any) -> NatsSettings:
 
 @pytest.fixture
 async def nc(nats_settings: NatsSettings) -> AsyncIterator[Client]:
-    client = await connect_nats(nats_settings)
+    client = await connect_nats(nats_settings, reconnect=Reconnect.FAIL_FAST)
     try:
         yield client
     finally:

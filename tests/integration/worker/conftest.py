@@ -21,9 +21,10 @@ from acoustid_stack.db.schema import app as app_db
 from acoustid_stack.index.client import ShardedIndexClient
 from acoustid_stack.local.process import ManagedProcess, free_port
 from acoustid_stack.local.servers import index_process, running
+from acoustid_stack.submissions.connection import Reconnect, connect_nats
 from acoustid_stack.submissions.databases import Databases, open_databases
 from acoustid_stack.submissions.store import NewSubmission, insert_submissions
-from acoustid_stack.submissions.stream import connect_nats, ensure_stream
+from acoustid_stack.submissions.stream import ensure_stream
 from acoustid_stack.worker.importer import SubmissionImporter
 
 CLI = [sys.executable, "-c", "from acoustid_stack.cli import main; main()"]
@@ -102,7 +103,7 @@ def importer(databases: Databases, index: ShardedIndexClient) -> SubmissionImpor
 
 @pytest.fixture
 async def nc(settings: Settings) -> AsyncIterator[Client]:
-    client = await connect_nats(settings.nats)
+    client = await connect_nats(settings.nats, reconnect=Reconnect.FAIL_FAST)
     await ensure_stream(client.jetstream(), settings.nats)
     yield client
     await client.jetstream().delete_stream(settings.nats.stream)

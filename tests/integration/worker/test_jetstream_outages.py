@@ -1,11 +1,14 @@
 """One worker process outlives JetStream outages: a lost cluster node that led its stream
-and consumer, and a NATS server restarted with an empty store. NATS servers of their own,
-started from binaries on free loopback ports."""
+and consumer, a NATS server restarted with an empty store, a stream that cannot be placed
+while a node is missing, and (with an api process) NATS gone for longer than nats-py's
+default reconnect budget. NATS servers of their own, started from binaries on free loopback
+ports."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,15 +19,20 @@ import httpx
 import pytest
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
+from sqlalchemy import select
 
 from acoustid_stack.config import Settings, load_settings
+from acoustid_stack.db.schema import app as app_db
+from acoustid_stack.fingerprint import encode_fingerprint
 from acoustid_stack.local.endpoints import NatsEndpoint
 from acoustid_stack.local.process import ManagedProcess, free_port
 from acoustid_stack.local.servers import nats_process
+from acoustid_stack.submissions.connection import NatsUnreachable, Reconnect, connect_nats
 from acoustid_stack.submissions.databases import Databases
 from acoustid_stack.submissions.outbox import republish_lost
-from acoustid_stack.submissions.stream import connect_nats, ensure_stream, publish_submissions
+from acoustid_stack.submissions.stream import ensure_stream, publish_submissions
 from acoustid_stack.worker.consumer import ConsumerOptions
+from api_support import api_server
 from worker_support import eventually, handled
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.anyio]
@@ -32,6 +40,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.anyio]
 Submit = Callable[..., Awaitable[list[int]]]
 DURABLE = ConsumerOptions().durable
 OUTAGE_DEADLINE = 90.0  # elections and client reconnects take seconds; polls end when done
+CONNECTION_LOGGER = "acoustid_stack.submissions.connection"
+#: nats-py's default: after this many failed reconnects it closed the connection for good
+OLD_RECONNECT_ATTEMPTS = 60
 
 
 @dataclass
@@ -65,11 +76,13 @@ def nats_servers(tmp_path: Path, count: int) -> list[NatsNode]:
 
 @pytest.fixture
 def nats_nodes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[list[NatsNode]]:
-    nodes = nats_servers(tmp_path / "nats", request.param)
+    """`request.param` servers, all started; with (count, started) only the first `started`."""
+    count, started = request.param if isinstance(request.param, tuple) else (request.param,) * 2
+    nodes = nats_servers(tmp_path / "nats", count)
     try:
-        for node in nodes:
+        for node in nodes[:started]:
             node.process.start()
-        for node in nodes:
+        for node in nodes[:started]:
             node.process.wait_ready(15.0)
         yield nodes
     finally:
@@ -82,8 +95,8 @@ async def until_stored(settings: Settings, ids: list[int]) -> None:
 
     async def stored() -> bool:
         try:
-            nc = await connect_nats(settings.nats)
-        except (NatsError, OSError):
+            nc = await connect_nats(settings.nats, reconnect=Reconnect.FAIL_FAST)
+        except NatsUnreachable:
             return False
         try:
             js = nc.jetstream()
@@ -103,6 +116,7 @@ class Scene:
     """One worker process on these NATS servers, and the databases it imports into."""
 
     nodes: list[NatsNode]
+    environ: dict[str, str]  # ACOUSTID_* of the worker, for other processes of the scene
     settings: Settings
     worker: ManagedProcess
     metrics_port: int
@@ -157,11 +171,16 @@ def scene(
     environ = {
         "ACOUSTID_NATS_SERVERS": ",".join(node.endpoint.url for node in nats_nodes),
         "ACOUSTID_NATS_REPLICAS": str(len(nats_nodes)),
+        # 40 times faster than the default: an outage outlasts nats-py's default budget of
+        # 60 reconnects in seconds, and each failed reconnect is logged (DEBUG) to count them
+        "ACOUSTID_NATS_RECONNECT_WAIT": "0.05",
+        f"ACOUSTID_LOGGING_LEVEL_{CONNECTION_LOGGER.replace('.', '__').upper()}": "DEBUG",
     }
     metrics_port = free_port()
     args = ("--ack-wait", "1", "--batch", "8", "--metrics-port", str(metrics_port))
     return Scene(
         nodes=nats_nodes,
+        environ={**worker_environ, **environ},
         settings=load_settings(path=None, environ={**worker_environ, **environ}),
         worker=start_worker(*args, **environ),
         metrics_port=metrics_port,
@@ -204,7 +223,7 @@ async def test_a_worker_keeps_importing_after_the_node_leading_its_stream_and_co
     await scene.imported(5)
     pid = scene.worker.pid
 
-    nc = await connect_nats(scene.settings.nats)
+    nc = await connect_nats(scene.settings.nats, reconnect=Reconnect.FAIL_FAST)
     try:
         stream_leader, _ = await leaders(nc, scene.settings)
         assert stream_leader is not None
@@ -240,7 +259,7 @@ async def test_a_worker_recreates_stream_and_consumer_after_nats_restarts_with_a
     server.process.start()
     server.process.wait_ready(15.0)
 
-    nc = await connect_nats(settings)
+    nc = await connect_nats(settings, reconnect=Reconnect.FAIL_FAST)
     try:
         js = nc.jetstream()
 
@@ -268,3 +287,163 @@ async def test_a_worker_recreates_stream_and_consumer_after_nats_restarts_with_a
     assert log.count(f"consumer {DURABLE} on stream {settings.stream} is gone") == 1
     assert scene.metric("worker_consumer_recreations_total") == 1
     assert scene.metric("worker_jetstream_available") == 1
+
+
+@pytest.mark.parametrize("nats_nodes", [(3, 2)], indirect=True)
+async def test_a_worker_waits_while_a_missing_node_keeps_its_r3_stream_from_being_placed(
+    scene: Scene,
+) -> None:
+    pid = scene.worker.pid
+
+    async def refused() -> bool:
+        return "no suitable peers for placement" in scene.worker.log_path.read_text()
+
+    # two servers of three: JetStream cannot place the worker's R3 stream (10005)
+    await eventually(refused, "JetStream refuses to place the R3 stream", OUTAGE_DEADLINE)
+    assert scene.worker.running()
+    missing = scene.nodes[-1]
+    missing.process.start()
+    missing.process.wait_ready(15.0)
+
+    await scene.imported(3)
+
+    log = scene.still_the_same_worker(pid)
+    assert log.count("JetStream unavailable") == scene.metric("worker_jetstream_outages_total")
+    assert scene.metric("worker_jetstream_available") == 1
+
+
+@pytest.fixture
+async def api_keys(databases: Databases, client_ids: tuple[int, int]) -> tuple[str, str]:
+    """(client, user) API keys of the account and application `submit` uses."""
+    account_id, application_id = client_ids
+    async with databases.app.connect() as conn:
+        user = await conn.scalar(
+            select(app_db.account.c.apikey).where(app_db.account.c.id == account_id)
+        )
+        client = await conn.scalar(
+            select(app_db.application.c.apikey).where(app_db.application.c.id == application_id)
+        )
+    return str(client), str(user)
+
+
+def failed_reconnects(log: Path) -> int:
+    return log.read_text().count(f"[DEBUG] {CONNECTION_LOGGER}: NATS: ")
+
+
+@pytest.mark.parametrize("nats_nodes", [1], indirect=True)
+async def test_a_worker_and_an_api_stay_up_through_a_nats_outage_longer_than_the_old_budget(
+    scene: Scene, api_keys: tuple[str, str], tmp_path: Path
+) -> None:
+    [server] = scene.nodes
+    client_key, user_key = api_keys
+    with api_server(tmp_path, scene.environ, workers=1) as (url, api):
+        # httpx's 5 s timeout: a submission must be answered without waiting for NATS
+        async with httpx.AsyncClient(base_url=url) as http:
+
+            async def submitted(count: int) -> list[int]:
+                ids = []
+                for _ in range(count):
+                    response = await http.post(
+                        "/v2/submit",
+                        data={
+                            "client": client_key,
+                            "user": user_key,
+                            "duration": "120",
+                            "fingerprint": encode_fingerprint(scene.make_hashes()),
+                            "mbid": str(uuid.uuid4()),
+                        },
+                    )
+                    assert response.status_code == 200, response.text
+                    [submission] = response.json()["submissions"]
+                    assert submission["status"] == "pending"
+                    ids.append(submission["id"])
+                return ids
+
+            await scene.all_handled(await submitted(3))
+            pids = api.pid, scene.worker.pid
+            logs = api.log_path, scene.worker.log_path
+
+            server.process.kill()
+
+            async def past_the_old_budget() -> bool:
+                return all(failed_reconnects(log) > OLD_RECONNECT_ATTEMPTS for log in logs)
+
+            await eventually(
+                past_the_old_budget, "both failed more reconnects than nats-py allowed"
+            )
+            # answered "ok" while NATS is away: stored, and not published, not even later
+            stranded = await submitted(3)
+            server.process.start()
+            server.process.wait_ready(15.0)
+
+            async def back() -> bool:
+                return all("NATS connection back" in log.read_text() for log in logs)
+
+            await eventually(back, "both connections are back", OUTAGE_DEADLINE)
+            # published by the same api process, imported by the same worker process
+            await scene.all_handled(await submitted(3))
+            assert await handled(scene.databases, stranded) == 0
+
+        assert (api.pid, scene.worker.pid) == pids
+        assert api.running()
+        api_log = api.log_path.read_text()
+    # api.pid is uvicorn's supervisor, which would quietly replace an app process that died
+    assert api_log.count("Started server process") == 1
+
+    nc = await connect_nats(scene.settings.nats, reconnect=Reconnect.FAIL_FAST)
+    try:  # the cron outbox's job, without its minute of grace
+        republished = await republish_lost(
+            ingest=scene.databases.ingest,
+            js=nc.jetstream(),
+            settings=scene.settings.nats,
+            older_than=timedelta(0),
+        )
+    finally:
+        await nc.close()
+    assert set(stranded) <= set(republished)
+    await scene.all_handled(stranded)
+
+    worker_log = scene.still_the_same_worker(pids[1])
+    for log in (api_log, worker_log):
+        assert "Traceback" not in log
+        # the outage logged once when it started and once when it ended
+        assert log.count("NATS connection lost") == 1
+        assert log.count("NATS connection back") == 1
+
+
+@pytest.mark.parametrize("nats_nodes", [(1, 0)], indirect=True)
+async def test_a_worker_started_while_nats_is_down_waits_for_it(scene: Scene) -> None:
+    [server] = scene.nodes
+    pid = scene.worker.pid
+
+    async def waiting() -> bool:
+        return failed_reconnects(scene.worker.log_path) > 3
+
+    await eventually(waiting, "the worker keeps trying to reach NATS")
+    server.process.start()
+    server.process.wait_ready(15.0)
+
+    await scene.imported(2)
+
+    log = scene.still_the_same_worker(pid)
+    assert log.count("NATS not reachable") == 1
+    assert log.count("NATS connection back") == 1
+
+
+@pytest.mark.parametrize("nats_nodes", [1], indirect=True)
+async def test_a_worker_stops_cleanly_on_sigterm_in_the_middle_of_a_nats_outage(
+    scene: Scene,
+) -> None:
+    await scene.imported(1)
+    [server] = scene.nodes
+    server.process.kill()
+
+    async def away() -> bool:  # seconds: its pulls meanwhile wait in nats-py's buffer
+        return failed_reconnects(scene.worker.log_path) > OLD_RECONNECT_ATTEMPTS
+
+    await eventually(away, "the worker keeps trying to reach NATS")
+    assert scene.worker.stop() == 0
+    log = scene.worker.log_path.read_text()
+    assert "worker stopped" in log
+    assert "error:" not in log
+    assert "Traceback" not in log

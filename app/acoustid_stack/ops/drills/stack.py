@@ -44,7 +44,8 @@ from acoustid_stack.local.servers import (
 from acoustid_stack.local.stack import Layout, write_config
 from acoustid_stack.ops.layout import BackupRepository, StackFiles
 from acoustid_stack.ops.pgbackrest import Cluster, PgBackRest
-from acoustid_stack.submissions.stream import connect_nats, ensure_stream
+from acoustid_stack.submissions.connection import Reconnect, connect_nats
+from acoustid_stack.submissions.stream import ensure_stream
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ WORKERS = 2
 ARCHIVE_TIMEOUT = "10s"
 RESTARTS = 3
 WATCH_INTERVAL = 0.5
-APP_SERVICES = ("api", *(f"worker-{i}" for i in range(1, WORKERS + 1)), "cron")
+WORKER_SERVICES = tuple(f"worker-{i}" for i in range(1, WORKERS + 1))
+APP_SERVICES = ("api", *WORKER_SERVICES, "cron")
 INDEX_SERVICES = tuple(f"index-{i}" for i in range(1, INDEX_SHARDS + 1))
 NATS_SERVICES = tuple(f"nats-{i}" for i in range(1, NATS_NODES + 1))
 PORT_NAMES = (
@@ -235,6 +237,12 @@ class DrillStack:
             if process is not None:
                 process.stop()
 
+    def pids(self, names: Iterable[str]) -> dict[str, int | None]:
+        """The process id of each service now (None: not running)."""
+        with self._lock:
+            running = {name: self.processes.get(name) for name in names}
+        return {n: p.pid if p is not None and p.running() else None for n, p in running.items()}
+
     def kill(self, name: str) -> None:
         """kill -9, as a crashed host would."""
         with self._lock:
@@ -302,13 +310,13 @@ class DrillStack:
         self._watchdog.start()
 
     def wait_for_jetstream(self, timeout: float = 30.0) -> None:
-        """Until the cluster has elected its JetStream leader and holds the R3 stream; the
-        api and workers fail at start before that."""
+        """Until the cluster has elected its JetStream leader and holds the R3 stream, so the
+        app starts on a ready cluster (workers would wait for it; cron would exit)."""
         settings = self.settings
 
         async def ready() -> bool:
             try:
-                nc = await connect_nats(settings.nats)
+                nc = await connect_nats(settings.nats, reconnect=Reconnect.FAIL_FAST)
             except Exception:  # not reachable yet
                 return False
             try:
