@@ -142,4 +142,5 @@ async def test_update_stats_records_todays_counters_and_overwrites_them_when_run
         rows = dict(
             (await conn.execute(select(t.c.name, t.c.value).where(t.c.date == date.today()))).all()
         )
-    assert rows == second
+    # other tests of the session may have stored counters of their own today
+    assert {name: rows[name] for name in second} == second
