@@ -61,6 +61,7 @@ from acoustid_stack.index.client import ShardedIndexClient
 from acoustid_stack.local.process import ManagedProcess, free_port
 from acoustid_stack.local.services import Services
 from acoustid_stack.matching import DatabaseCandidates, Matcher
+from acoustid_stack.run_commands import WORKER_BATCH
 from acoustid_stack.sizing import load_sizing
 from acoustid_stack.submissions.databases import open_databases
 from acoustid_stack.submissions.store import NewSubmission, insert_submissions
@@ -513,7 +514,7 @@ def main() -> None:
     parser.add_argument(
         "--worker-batch",
         type=int,
-        default=16,
+        default=WORKER_BATCH,
         help="`run worker --batch`: its pools hold that many connections per database, and "
         "PostgreSQL's max_connections (100 here) bounds processes x batch",
     )
