@@ -8,7 +8,6 @@ node3: NATS, api, worker, cron
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,14 +29,8 @@ from .deployment import (
 pytestmark = [
     pytest.mark.deploy,
     pytest.mark.slow,
+    # ≈ 9.5 min on 2 busy cores, ≈ 10.5 min with both saturated (first converge ≈ 5.5 min)
     pytest.mark.timeout(1200),
-    # ≈ 7.5 min on 2 cores (first converge ≈ 4.5 min). It passed in CI once, then failed twice
-    # on systemd units inside the nspawn hosts under load (a PostgreSQL restart racing its
-    # first start, an nftables reload): opt-in until that is made robust, so CI stays green.
-    pytest.mark.skipif(
-        os.environ.get("ACOUSTID_TEST_THREE_HOSTS") != "1",
-        reason="three-host run is opt-in while it is flaky; set ACOUSTID_TEST_THREE_HOSTS=1",
-    ),
 ]
 
 GROUPS = {
