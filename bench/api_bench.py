@@ -61,10 +61,10 @@ from acoustid_stack.index.client import ShardedIndexClient
 from acoustid_stack.local.process import ManagedProcess, free_port
 from acoustid_stack.local.services import Services
 from acoustid_stack.matching import DatabaseCandidates, Matcher
-from acoustid_stack.run_commands import WORKER_BATCH
 from acoustid_stack.sizing import load_sizing
 from acoustid_stack.submissions.databases import open_databases
 from acoustid_stack.submissions.store import NewSubmission, insert_submissions
+from acoustid_stack.worker.consumer import DEFAULT_BATCH
 from acoustid_stack.worker.importer import SubmissionImporter
 
 CLI = [sys.executable, "-m", "acoustid_stack"]
@@ -514,9 +514,9 @@ def main() -> None:
     parser.add_argument(
         "--worker-batch",
         type=int,
-        default=WORKER_BATCH,
-        help="`run worker --batch`: its pools hold that many connections per database, and "
-        "PostgreSQL's max_connections (100 here) bounds processes x batch",
+        default=DEFAULT_BATCH,
+        help="`run worker --batch`: submissions fetched and imported together (a worker holds "
+        "one connection per database whatever the batch: sizing.PROCESS_CONNECTIONS)",
     )
     parser.add_argument("--profile", default="production", help="sizing profile for api workers")
     parser.add_argument(

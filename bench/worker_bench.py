@@ -49,11 +49,11 @@ from acoustid_stack.db.schema import ingest as ingest_db
 from acoustid_stack.local.process import ManagedProcess, free_port
 from acoustid_stack.local.servers import index_process, running
 from acoustid_stack.local.services import Services
-from acoustid_stack.run_commands import WORKER_BATCH
 from acoustid_stack.submissions.connection import Reconnect, connect_nats
 from acoustid_stack.submissions.databases import Databases, open_databases
 from acoustid_stack.submissions.store import NewSubmission, insert_submissions
 from acoustid_stack.submissions.stream import ensure_stream, publish_submissions
+from acoustid_stack.worker.consumer import DEFAULT_BATCH
 from api_bench import INDEX_NAME, Catalog, cpu_seconds, load_catalog, make_queries
 
 CLI = [sys.executable, "-c", "from acoustid_stack.cli import main; main()"]
@@ -356,7 +356,7 @@ def main() -> None:
     parser.add_argument("-n", "--fingerprints", type=int, default=100_000)
     parser.add_argument("--submissions", type=int, default=6000, help="per measured run")
     parser.add_argument("--baseline-submissions", type=int, default=1500)
-    parser.add_argument("--batch", type=int, default=WORKER_BATCH, help="`run worker --batch`")
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="`run worker --batch`")
     parser.add_argument("--processes", type=int, default=2, help="worker processes, last run")
     parser.add_argument("--reuse-share", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=42)

@@ -12,13 +12,7 @@ import click
 
 from acoustid_stack.config.context import settings_from_context
 from acoustid_stack.logging_setup import configure_logging
-
-#: Submissions a worker fetches and imports together. A batch's fixed cost (three
-#: transactions, ~25 statements, an index update) is spread over its imports, so CPU per
-#: import keeps falling up to about this size (bench/worker_bench.py). A fetch returns what
-#: the stream holds and waits at most its timeout (1 s) for the rest, so a large batch adds
-#: no more than that to an import's latency when traffic is light.
-WORKER_BATCH = 200
+from acoustid_stack.worker.consumer import DEFAULT_BATCH
 
 
 @click.group()
@@ -102,7 +96,7 @@ def cron(ctx: click.Context, retry_interval: float, metrics_port: int, metrics_h
 @click.option(
     "--batch",
     type=click.IntRange(1, 1000),
-    default=WORKER_BATCH,
+    default=DEFAULT_BATCH,
     show_default=True,
     help="Submissions fetched per round and imported together in one transaction per database.",
 )

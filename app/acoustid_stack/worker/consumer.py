@@ -52,6 +52,14 @@ TEMPORARY_ERR_CODES = frozenset({10005})
 ImportFunction = Callable[[Sequence[int]], Awaitable[Mapping[int, ImportOutcome]]]
 
 
+#: Submissions a worker fetches and imports together. A batch's fixed cost (three
+#: transactions, ~25 statements, an index update) is spread over its imports, so CPU per
+#: import keeps falling up to about this size (bench/worker_bench.py). A fetch returns what
+#: the stream holds and waits at most its timeout (1 s) for the rest, so a large batch adds
+#: no more than that to an import's latency when traffic is light.
+DEFAULT_BATCH = 200
+
+
 @dataclass(frozen=True)
 class ConsumerOptions:
     """Consumer tuning; every worker process shares the consumer named `durable`.
@@ -61,7 +69,7 @@ class ConsumerOptions:
     """
 
     durable: str = "acoustid-worker"
-    batch: int = 32
+    batch: int = DEFAULT_BATCH
     fetch_timeout: float = 1.0
     backoff: tuple[float, ...] = (30.0, 60.0, 120.0, 300.0, 600.0)
     max_deliver: int = 10
@@ -70,7 +78,7 @@ class ConsumerOptions:
     error_delays: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0)
 
     @classmethod
-    def with_ack_wait(cls, ack_wait: float, *, batch: int = 32) -> ConsumerOptions:
+    def with_ack_wait(cls, ack_wait: float, *, batch: int = DEFAULT_BATCH) -> ConsumerOptions:
         """Options whose redelivery backoff starts at `ack_wait` and doubles each time."""
         backoff = tuple(ack_wait * 2**i for i in range(len(cls.backoff)))
         return cls(backoff=backoff, batch=batch)
