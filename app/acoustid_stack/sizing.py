@@ -9,6 +9,10 @@ A bad file raises ``SizingError`` (a ``UserError``) naming the field, e.g.
 holds typed settings for PostgreSQL, Redis, JetStream, the index, Kubernetes pods and
 autoscaling. ``helm_values``, ``ansible_vars`` and ``to_dict`` are the exports the chart,
 the Ansible roles and the Pulumi program read; no face computes a size on its own.
+
+``PROCESS_CONNECTIONS`` sizes the database pools of every process kind: the processes open
+their pools with it, and PostgreSQL's max_connections is derived from it (processes per pod ×
+pools × pods at the autoscaling ceiling), so the budget is what the pools can hold.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
@@ -43,10 +48,11 @@ _UNITS = {"": 1, "K": KIB, "M": MIB, "G": GIB, "T": TIB}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B?)?\s*$", re.IGNORECASE)
 _MILLICORES = re.compile(r"^\s*(\d+)m\s*$")
 
-# A pod of ours holds at most this many PostgreSQL connections (its pools over the three
-# databases); the server reserves some more for superusers, replication and backups.
-CONNECTIONS_PER_APP_POD = 10
+# PostgreSQL connections kept beyond our pods' pools: superusers, replication, backups,
+# migrations and one-shot commands (`db upgrade`, `index rebuild`, drills).
 RESERVED_CONNECTIONS = 20
+# app, fingerprint and ingest: every process opens one pool per database
+DATABASES = 3
 
 
 class SizingError(UserError):
@@ -119,6 +125,53 @@ class _ProfileEntry(_Strict):
 
 class _SizingFile(_Strict):
     profiles: dict[str, _ProfileEntry]
+
+
+# --------------------------------------------------------------------------- connections
+
+
+@dataclass(frozen=True)
+class ProcessConnections:
+    """The PostgreSQL connections one process of ours holds at most, pool by pool.
+
+    Every pool is bounded (SQLAlchemy ``max_overflow=0``, psycopg_pool ``max_size``): a request
+    that finds its pool busy waits up to ``[database] pool_timeout`` instead of connecting.
+    ``engine``: each of the three read-write SQLAlchemy engines (app, fingerprint, ingest);
+    ``health_engine``: each engine of the api's health checks, one set on the read-write and
+    one on the read-only databases (a single set when no replica is configured, counted as
+    two so the figure holds either way); ``reader``: the api's lookup reader; ``session``:
+    connections outside any pool.
+    """
+
+    engine: int
+    health_engine: int = 0
+    reader: int = 0
+    session: int = 0
+
+    @property
+    def total(self) -> int:
+        engines = self.engine + 2 * self.health_engine
+        return DATABASES * engines + self.reader + self.session
+
+
+# What each kind of process needs. The processes open their pools with exactly these sizes
+# (`[database] pool_size` overrides them) and `connection_budget` counts them; they do not
+# depend on the profile, only on what one process does at a time.
+PROCESS_CONNECTIONS: Mapping[ComponentName, ProcessConnections] = MappingProxyType(
+    {
+        # One event loop per uvicorn worker process: lookups read through the reader, the
+        # engines serve a statement or short transaction each (API key, submit, submission
+        # status); a busy process waits on its core long before it waits on these. The
+        # health checks run one query per database at a time.
+        "api": ProcessConnections(engine=2, health_engine=1, reader=4),
+        # The status page counts rows on fingerprint and on ingest twice at once.
+        "web": ProcessConnections(engine=2),
+        # One batch at a time: its ingest, app and fingerprint transactions, one of each.
+        "worker": ProcessConnections(engine=1),
+        # Jobs run one after another; the leader lock keeps a session of its own on app.
+        "cron": ProcessConnections(engine=1, session=1),
+    }
+)
 
 
 # --------------------------------------------------------------------------- the table
@@ -266,6 +319,8 @@ class Derived:
     autoscaling: Mapping[ComponentName, Autoscaling]
     # Worker processes of the api and web servers in one pod: one per core of its budget.
     server_processes: Mapping[ComponentName, int]
+    # PostgreSQL connections one pod of each app component holds at most (`pod_connections`).
+    connections: Mapping[ComponentName, int]
 
 
 @dataclass(frozen=True)
@@ -435,20 +490,28 @@ def _check_totals(profile: Profile, expected: _TotalsEntry, where: str) -> None:
 def derive(profile: Profile) -> Derived:
     """All settings of a profile; each rule lives in one function below."""
     autoscaling = {name: autoscaling_for(profile.component(name)) for name in AUTOSCALED_COMPONENTS}
-    app_pods = sum(bounds.max_replicas for bounds in autoscaling.values())
-    app_pods += profile.component("cron").instances
+    server_processes: dict[ComponentName, int] = {
+        name: max(1, int(profile.component(name).budget_cpu)) for name in ("api", "web")
+    }
+    connections = {
+        name: pod_connections(name, processes=server_processes.get(name, 1))
+        for name in APP_COMPONENTS
+    }
+    # the most pods there can be: the autoscaling ceilings, and cron's fixed instances
+    most_pods = {name: bounds.max_replicas for name, bounds in autoscaling.items()}
+    most_pods["cron"] = profile.component("cron").instances
+    app_connections = sum(most_pods[name] * connections[name] for name in APP_COMPONENTS)
     return Derived(
         postgresql=postgresql_settings(
-            profile.component("postgresql"), max_connections=connection_budget(app_pods)
+            profile.component("postgresql"), max_connections=connection_budget(app_connections)
         ),
         redis=redis_settings(profile.component("redis")),
         jetstream=jetstream_settings(profile.component("nats")),
         index=index_settings(profile.component("index")),
         pods={name: pod_resources(profile.component(name)) for name in ("index", *APP_COMPONENTS)},
         autoscaling=autoscaling,
-        server_processes={
-            name: max(1, int(profile.component(name).budget_cpu)) for name in ("api", "web")
-        },
+        server_processes=server_processes,
+        connections=connections,
     )
 
 
@@ -457,10 +520,16 @@ def autoscaling_for(size: ComponentSize) -> Autoscaling:
     return Autoscaling(min_replicas=size.instances, max_replicas=size.max_instances)
 
 
-def connection_budget(app_pods: int) -> int:
-    """max_connections for ``app_pods`` pods of ours (at their autoscaling ceiling), plus the
-    reserve, rounded up to 50."""
-    needed = app_pods * CONNECTIONS_PER_APP_POD + RESERVED_CONNECTIONS
+def pod_connections(component: ComponentName, *, processes: int = 1) -> int:
+    """PostgreSQL connections one pod (or host) of ``component`` holds at most: ``processes``
+    processes of it (the api's and web's uvicorn workers) with every pool full."""
+    return processes * PROCESS_CONNECTIONS[component].total
+
+
+def connection_budget(app_connections: int) -> int:
+    """max_connections for ``app_connections`` held by our pods (see ``derive``), plus the
+    reserve, rounded up to 50 and at least PostgreSQL's default 100."""
+    needed = app_connections + RESERVED_CONNECTIONS
     return max(100, math.ceil(needed / 50) * 50)
 
 
@@ -584,6 +653,7 @@ def to_dict(profile: Profile) -> dict[str, Any]:
             "pods": {name: asdict(pod) for name, pod in derived.pods.items()},
             "autoscaling": {name: asdict(bounds) for name, bounds in derived.autoscaling.items()},
             "server_processes": dict(derived.server_processes),
+            "connections": dict(derived.connections),
         },
     }
 

@@ -129,6 +129,10 @@ def _derived_table(profile: sizing_table.Profile) -> Table:
     rows: list[tuple[str, str, str]] = [
         ("postgresql", key, value) for key, value in derived.postgresql.parameters().items()
     ]
+    rows += [
+        (name, "postgresql connections per pod, max", str(count))
+        for name, count in derived.connections.items()
+    ]
     rows += [("redis", key, value) for key, value in derived.redis.directives().items()]
     rows += [
         (

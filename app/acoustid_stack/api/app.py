@@ -40,6 +40,7 @@ from acoustid_stack.index.interfaces import FingerprintIndex
 from acoustid_stack.logging_setup import configure_logging
 from acoustid_stack.matching import DatabaseCandidates, Matcher
 from acoustid_stack.redis_client import connect_redis
+from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.databases import Databases, open_databases
 
 #: Upstream accepts any method on every route; clients use GET and POST.
@@ -50,11 +51,14 @@ REDIS_TIMEOUT_SECONDS = 0.5
 
 @dataclass
 class Resources:
-    """Connections one api process holds: databases (rw and read-only), Redis, index, NATS;
-    `fingerprint_reader` serves the hot reads of lookups (the read-only fingerprint database)."""
+    """Connections one api process holds: databases (rw) for requests, engines of their own
+    for the health checks (`health` on the rw databases, `health_ro` on the read-only ones,
+    the same when no replica is configured), Redis, index, NATS; `fingerprint_reader` serves
+    the hot reads of lookups (the read-only fingerprint database)."""
 
     databases: Databases
-    readonly: Databases
+    health: Databases
+    health_ro: Databases
     fingerprint_reader: Reader
     redis: Redis
     index: FingerprintIndex
@@ -64,14 +68,17 @@ class Resources:
     def open(cls, settings: Settings, *, index: FingerprintIndex | None = None) -> Resources:
         """Everything connects lazily (NATS: in the background from the lifespan's start), so
         this never blocks nor fails on a down service."""
-        databases = open_databases(settings.database)
-        ro = settings.database
-        ro_only = replace(ro, app=ro.app_ro, fingerprint=ro.fingerprint_ro, ingest=ro.ingest_ro)
-        readonly = databases if ro_only == ro else open_databases(ro_only)
+        pools = PROCESS_CONNECTIONS["api"]
+        rw = settings.database
+        ro = replace(rw, app=rw.app_ro, fingerprint=rw.fingerprint_ro, ingest=rw.ingest_ro)
+        # Probes get connections of their own: a saturated api still answers them in time
+        # instead of queueing them behind its requests for a pooled connection.
+        health = open_databases(rw, pool_size=pools.health_engine)
         return cls(
-            databases=databases,
-            readonly=readonly,
-            fingerprint_reader=Reader(ro.fingerprint_ro),
+            databases=open_databases(rw, pool_size=pools.engine),
+            health=health,
+            health_ro=health if ro == rw else open_databases(ro, pool_size=pools.health_engine),
+            fingerprint_reader=Reader(rw.fingerprint_ro, max_size=pools.reader),
             # No retries: redis-py's default retries with backoff for seconds, which would
             # turn a Redis outage into seconds of latency on every request, not failing open.
             redis=connect_redis(settings.redis, timeout=REDIS_TIMEOUT_SECONDS, retries=0),
@@ -85,8 +92,9 @@ class Resources:
         await self.fingerprint_reader.close()
         await self.redis.aclose()
         await self.databases.dispose()
-        if self.readonly is not self.databases:
-            await self.readonly.dispose()
+        await self.health.dispose()
+        if self.health_ro is not self.health:
+            await self.health_ro.dispose()
 
 
 def create_app(
@@ -153,7 +161,7 @@ def create_app_from_env() -> Starlette:
 
 
 def health_routes(settings: Settings, resources: Resources) -> list[BaseRoute]:
-    rw, ro = resources.databases, resources.readonly
+    rw, ro = resources.health, resources.health_ro
     checks = HealthChecks(
         shutdown_file=settings.website.shutdown_file,
         is_master=settings.cluster.role == "master",

@@ -25,7 +25,7 @@ class DatabaseSettings:
     port: int
     user: str
     password: str | None = field(repr=False)
-    pool_size: int
+    pool_size: int | None  # None: the size the process kind asks for (sizing.py)
     pool_timeout: float
     connect_timeout: int
 

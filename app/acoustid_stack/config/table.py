@@ -127,7 +127,15 @@ _SHARED_DATABASE_KEYS: Final = (
     Key("database", "port", _PORT, "5432", "Server port."),
     Key("database", "user", Text(), "acoustid", "Role to connect as."),
     Key("database", "password", Text(), None, "Password of that role.", secret=True),
-    Key("database", "pool_size", Integer(1, 1000), "10", "Connections per process pool."),
+    Key(
+        "database",
+        "pool_size",
+        Integer(1, 1000),
+        None,
+        "Connections in each pool of a process. Unset: each process kind's own sizes "
+        "(sizing.PROCESS_CONNECTIONS), which the derived PostgreSQL max_connections counts; "
+        "set, every pool holds this many: raise max_connections to match.",
+    ),
     Key("database", "pool_timeout", Number(0.1), "30", "Seconds to wait for a pooled connection."),
     Key("database", "connect_timeout", Integer(1, 600), "10", "Seconds to wait to connect."),
 )

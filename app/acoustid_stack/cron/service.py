@@ -14,6 +14,7 @@ from acoustid_stack.cron.metrics import CronMetrics
 from acoustid_stack.cron.schedule import Scheduler
 from acoustid_stack.lifecycle import serve_until_signalled, until_stopped
 from acoustid_stack.redis_client import connect_redis
+from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.connection import Reconnect, close_nats, connect_nats
 from acoustid_stack.submissions.databases import open_databases
 from acoustid_stack.submissions.stream import ensure_stream
@@ -45,7 +46,7 @@ async def run_cron(
     election = LeaderElection(
         conninfo=settings.database.app.conninfo(), retry_interval=retry_interval
     )
-    databases = open_databases(settings.database, pool_size=2)
+    databases = open_databases(settings.database, pool_size=PROCESS_CONNECTIONS["cron"].engine)
     redis = connect_redis(settings.redis, timeout=REDIS_TIMEOUT_SECONDS)
     try:
         js = nc.jetstream()

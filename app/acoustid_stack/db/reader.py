@@ -29,14 +29,15 @@ Params = Sequence[Any] | Mapping[str, Any]
 
 
 class Reader:
-    """A pool of read-only connections to one database; connects on first use."""
+    """A pool of at most `max_size` read-only connections to one database (a configured
+    `[database] pool_size` wins); connects on first use, a read finding all busy waits."""
 
-    def __init__(self, target: DatabaseSettings, *, max_size: int | None = None) -> None:
+    def __init__(self, target: DatabaseSettings, *, max_size: int) -> None:
         self._timeout = target.pool_timeout
         self._pool = AsyncConnectionPool(
             target.conninfo(),
             min_size=0,
-            max_size=max_size or target.pool_size,
+            max_size=target.pool_size or max_size,
             kwargs={"autocommit": True},
             configure=_configure,
             timeout=target.pool_timeout,

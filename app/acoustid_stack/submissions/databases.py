@@ -20,8 +20,13 @@ class Databases:
             await engine.dispose()
 
 
-def open_databases(settings: DatabasesSettings, *, pool_size: int | None = None) -> Databases:
+def open_databases(settings: DatabasesSettings, *, pool_size: int) -> Databases:
     """Engines for app, fingerprint and ingest (read-write); connections open lazily.
+
+    Each engine holds at most `pool_size` connections (a process passes its kind's size from
+    `sizing.PROCESS_CONNECTIONS`; a configured `[database] pool_size` wins) and never more:
+    no overflow, a caller waits up to `pool_timeout` for a free one, so PostgreSQL's
+    max_connections budget counts exactly these.
 
     `pool_ping` is on: a worker outlives a PostgreSQL failover, and a stale pooled connection
     must be replaced rather than fail the next import.
@@ -31,7 +36,8 @@ def open_databases(settings: DatabasesSettings, *, pool_size: int | None = None)
         target = settings.get(name)
         return create_async_engine(
             target.sqlalchemy_url(),
-            pool_size=pool_size or target.pool_size,
+            pool_size=target.pool_size or pool_size,
+            max_overflow=0,
             pool_timeout=target.pool_timeout,
             pool_pre_ping=True,
         )

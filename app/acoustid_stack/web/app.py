@@ -12,6 +12,7 @@ from starlette.templating import Jinja2Templates
 
 from acoustid_stack.config import Settings
 from acoustid_stack.redis_client import connect_redis
+from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.connection import ServiceConnection
 from acoustid_stack.submissions.databases import open_databases
 from acoustid_stack.web.views import routes
@@ -30,7 +31,9 @@ def create_app(settings: Settings) -> Starlette:
         state = app.state
         state.settings = settings
         state.templates = Jinja2Templates(directory=TEMPLATES)
-        state.databases = open_databases(settings.database, pool_size=2)
+        state.databases = open_databases(
+            settings.database, pool_size=PROCESS_CONNECTIONS["web"].engine
+        )
         state.redis = connect_redis(settings.redis, timeout=1.0)
         state.http = httpx.AsyncClient(timeout=1.0)
         state.nats = ServiceConnection(settings=settings.nats)

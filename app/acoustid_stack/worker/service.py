@@ -8,6 +8,7 @@ import logging
 from acoustid_stack.config import Settings
 from acoustid_stack.index.client import ShardedIndexClient
 from acoustid_stack.lifecycle import serve_until_signalled, until_stopped
+from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.connection import Reconnect, close_nats, connect_nats
 from acoustid_stack.submissions.databases import open_databases
 from acoustid_stack.worker.consumer import ConsumerOptions, SubmissionConsumer
@@ -37,8 +38,7 @@ async def run_worker(
     nc = await until_stopped(connect_nats(settings.nats, reconnect=Reconnect.FOREVER), stop)
     if nc is None:
         return
-    # one connection per database is all a batch needs; a spare covers pool pre-ping
-    databases = open_databases(settings.database, pool_size=2)
+    databases = open_databases(settings.database, pool_size=PROCESS_CONNECTIONS["worker"].engine)
     index = ShardedIndexClient.from_settings(settings)
     try:
         js = nc.jetstream()

@@ -13,9 +13,10 @@ from acoustid_stack.config import Settings
 from acoustid_stack.db.reader import Reader
 
 
-def reader_for(settings: Settings, **kwargs: int) -> Reader:
+def reader_for(settings: Settings, *, max_size: int = 2) -> Reader:
     # literal queries only: the maintenance database needs no schema
-    return Reader(dataclasses.replace(settings.database.fingerprint, name="postgres"), **kwargs)
+    target = dataclasses.replace(settings.database.fingerprint, name="postgres")
+    return Reader(target, max_size=max_size)
 
 
 def test_int4_arrays_arrive_as_int32_numpy_arrays(test_settings: Settings) -> None:
@@ -72,3 +73,19 @@ def test_a_read_on_a_broken_connection_is_retried_on_a_new_one(test_settings: Se
 
     before, after = asyncio.run(scenario())
     assert before != after
+
+
+def test_a_reader_never_opens_more_connections_than_its_max_size(
+    test_settings: Settings,
+) -> None:
+    async def scenario() -> set[int]:
+        reader = reader_for(test_settings, max_size=2)
+        try:
+            rows = await asyncio.gather(
+                *(reader.fetch("SELECT pg_backend_pid(), pg_sleep(0.2)") for _ in range(6))
+            )
+            return {row[0][0] for row in rows}
+        finally:
+            await reader.close()
+
+    assert len(asyncio.run(scenario())) == 2

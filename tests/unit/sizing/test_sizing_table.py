@@ -9,10 +9,13 @@ import pytest
 from acoustid_stack.sizing import (
     GIB,
     MIB,
+    PROCESS_CONNECTIONS,
+    RESERVED_CONNECTIONS,
     TIB,
     SizingError,
     ansible_vars,
     byte_quantity,
+    connection_budget,
     cpu_quantity,
     helm_values,
     load_sizing,
@@ -83,8 +86,8 @@ def test_postgresql_settings_follow_the_rules_of_thumb() -> None:
     assert production.random_page_cost == 1.1  # NVMe
     assert production.max_parallel_workers == 16
     assert production.max_parallel_workers_per_gather == 4
-    # every api, web and worker pod at its autoscaling ceiling plus cron, 10 connections each
-    assert production.max_connections == 350
+    # every api, web and worker pod at its autoscaling ceiling plus cron, all pools full
+    assert production.max_connections == 650
     assert production.parameters()["shared_buffers"] == "16384MB"
 
 
@@ -92,6 +95,41 @@ def test_a_small_server_keeps_work_mem_at_least_4_mb() -> None:
     minimum = load_sizing().profile("minimum").derived.postgresql
     assert minimum.work_mem >= 4 * MIB
     assert minimum.max_connections == 100
+
+
+@pytest.mark.parametrize("profile", ["minimum", "production"])
+def test_max_connections_covers_every_pod_at_its_ceiling_with_every_pool_full(
+    profile: str,
+) -> None:
+    table = load_sizing().profile(profile)
+    derived = table.derived
+    most_pods = {name: bounds.max_replicas for name, bounds in derived.autoscaling.items()}
+    most_pods["cron"] = table.component("cron").instances
+    for name in most_pods:
+        processes = derived.server_processes.get(name, 1)
+        assert derived.connections[name] == processes * PROCESS_CONNECTIONS[name].total
+    held = sum(pods * derived.connections[name] for name, pods in most_pods.items())
+    assert derived.postgresql.max_connections == connection_budget(held)
+    assert derived.postgresql.max_connections >= held + RESERVED_CONNECTIONS
+
+
+def test_per_pod_connections_count_every_pool_of_every_server_process() -> None:
+    minimum = load_sizing().profile("minimum").derived.connections
+    production = load_sizing().profile("production").derived.connections
+    # api, per process: 3 databases x (2 for requests + 1 in each of the health checks' two
+    # sets, read-write and read-only) + 4 in the lookup reader
+    assert PROCESS_CONNECTIONS["api"].total == 16
+    assert (minimum["api"], production["api"]) == (16, 4 * 16)
+    assert (minimum["web"], production["web"]) == (6, 2 * 6)
+    assert minimum["worker"] == production["worker"] == 3  # one per database, one batch at once
+    assert minimum["cron"] == production["cron"] == 4  # and the leader lock's session
+
+
+def test_connection_budget_adds_the_reserve_and_rounds_up_to_50_from_100() -> None:
+    assert connection_budget(0) == 100
+    assert connection_budget(80) == 100
+    assert connection_budget(81) == 150
+    assert connection_budget(612) == 650
 
 
 def test_redis_jetstream_and_index_settings_come_from_their_machines() -> None:
