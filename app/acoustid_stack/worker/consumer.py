@@ -25,6 +25,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import psycopg
+import sqlalchemy.exc
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
@@ -40,6 +42,14 @@ from acoustid_stack.worker.metrics import WorkerMetrics
 from acoustid_stack.worker.outage import Outage
 
 logger = logging.getLogger(__name__)
+
+#: Failures caused by one row's data rather than by a service (see `_import_isolating`).
+ROW_ERRORS = (
+    sqlalchemy.exc.IntegrityError,
+    sqlalchemy.exc.DataError,
+    psycopg.IntegrityError,
+    psycopg.DataError,
+)
 
 #: what JetStream answers while a stream or consumer has no leader, or no server answers:
 #: 503 (incl. 10008 "JetStream system temporarily unavailable", 10023 insufficient
@@ -223,20 +233,39 @@ class SubmissionConsumer:
             return
         started = time.perf_counter()
         try:
-            outcomes = await self._import(list(by_id))
+            outcomes, failed = await self._import_isolating(list(by_id))
         except Exception:
             logger.exception("import of a batch of %d submissions failed", len(by_id))
             self._metrics.errors.inc()
             await asyncio.gather(*(self._retry_later(m) for batch in by_id.values() for m in batch))
             return
         self._metrics.duration.observe(time.perf_counter() - started)
-        settled = []
-        for submission_id, batch in by_id.items():
-            outcome = outcomes[submission_id]
+        settled = [self._retry_later(m) for submission_id in failed for m in by_id[submission_id]]
+        for submission_id, outcome in outcomes.items():
+            batch = by_id[submission_id]
             self._metrics.imports.labels(outcome.value).inc(len(batch))
             logger.debug("submission %d: %s", submission_id, outcome.value)
             settled += [self._settle(submission_id, m, outcome) for m in batch]
         await asyncio.gather(*settled)
+
+    async def _import_isolating(
+        self, ids: Sequence[int]
+    ) -> tuple[Mapping[int, ImportOutcome], list[int]]:
+        """Import `ids` together; (outcomes, ids that failed). When the batch fails on the
+        data of some row (a constraint, a bad value), it is halved until the submissions at
+        fault are alone, so that one of them does not hold back a whole batch for good.
+        Other failures (a database or the index down) fail the whole batch."""
+        try:
+            return await self._import(ids), []
+        except ROW_ERRORS:
+            if len(ids) == 1:
+                logger.exception("import of submission %d failed", ids[0])
+                self._metrics.errors.inc()
+                return {}, list(ids)
+        middle = len(ids) // 2
+        first, first_failed = await self._import_isolating(ids[:middle])
+        second, second_failed = await self._import_isolating(ids[middle:])
+        return {**first, **second}, first_failed + second_failed
 
     async def _retry_later(self, message: Msg) -> None:
         delivered = message.metadata.num_delivered

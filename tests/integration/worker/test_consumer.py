@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -103,6 +104,42 @@ async def test_a_message_delivered_twice_changes_nothing_the_second_time(
     async with databases.ingest.connect() as conn:
         results = await conn.scalar(select(func.count()).where(r.c.submission_id == submission_id))
     assert results == 1
+
+
+async def test_a_submission_whose_row_cannot_be_written_does_not_hold_back_its_batch(
+    *,
+    consumer: Any,
+    nc: Client,
+    settings: Settings,
+    databases: Databases,
+    submit: Submit,
+    make_hashes: Any,
+    client_ids: tuple[int, int],
+) -> None:
+    ids = await submit(*(make_hashes() for _ in range(7)))
+    poisoned = ids[3]
+    # a result row already there makes the import's insert of it violate the primary key
+    account_id, application_id = client_ids
+    async with databases.ingest.begin() as conn:
+        await conn.execute(
+            ingest_db.submission_result.insert().values(
+                submission_id=poisoned,
+                account_id=account_id,
+                application_id=application_id,
+                fingerprint_id=1,
+                track_id=1,
+                track_gid=uuid.uuid4(),
+            )
+        )
+
+    await publish_submissions(nc.jetstream(), settings.nats, ids)
+
+    others = [i for i in ids if i != poisoned]
+    await eventually(lambda: _equals(handled(databases, others), len(others)), "others imported")
+    _, metrics = consumer
+    await eventually(lambda: _at_least(_value(metrics.errors._value.get()), 1), "error counted")
+    assert await handled(databases, [poisoned]) == 0
+    assert outcomes(metrics, "imported") == len(others)
 
 
 async def test_a_message_that_is_not_a_submission_id_is_terminated(
