@@ -29,7 +29,7 @@ from .deployment import (
 pytestmark = [
     pytest.mark.deploy,
     pytest.mark.slow,
-    # ≈ 9.5 min on 2 busy cores, ≈ 10.5 min with both saturated (first converge ≈ 5.5 min)
+    # 2 cores: ≈ 5 min idle (first converge ≈ 3.3 min), 9.5-10.5 min while both are busy
     pytest.mark.timeout(1200),
 ]
 
