@@ -12,7 +12,6 @@ the pool check its idle connections and is retried once: reads are safe to repea
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, LiteralString
@@ -33,7 +32,6 @@ class Reader:
     `[database] pool_size` wins); connects on first use, a read finding all busy waits."""
 
     def __init__(self, target: DatabaseSettings, *, max_size: int) -> None:
-        self._timeout = target.pool_timeout
         self._pool = AsyncConnectionPool(
             target.conninfo(),
             min_size=0,
@@ -44,12 +42,12 @@ class Reader:
             open=False,
             name=f"reader-{target.name}",
         )
-        self._opened = False
-        self._open_lock = asyncio.Lock()
 
     async def fetch(self, query: LiteralString, params: Params = ()) -> list[tuple[Any, ...]]:
         """All rows of `query`, values in binary format (int4[] as NumPy int32 arrays)."""
-        await self._open()
+        if self._pool.closed:
+            # first use: opening is idempotent and locked inside the pool
+            await self._pool.open()
         try:
             return await self._fetch(query, params)
         except psycopg.OperationalError as exc:
@@ -58,21 +56,12 @@ class Reader:
             return await self._fetch(query, params)
 
     async def close(self) -> None:
-        if self._opened:
-            await self._pool.close()
+        await self._pool.close()  # a pool never opened is already closed: nothing to do
 
     async def _fetch(self, query: LiteralString, params: Params) -> list[tuple[Any, ...]]:
         async with self._pool.connection() as connection:
             cursor = await connection.execute(query, params, binary=True)
             return await cursor.fetchall()
-
-    async def _open(self) -> None:
-        if self._opened:
-            return
-        async with self._open_lock:
-            if not self._opened:
-                await self._pool.open(wait=False)
-                self._opened = True
 
 
 async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
