@@ -4,8 +4,13 @@ pg_stat_activity sampled throughout; no process and no pod ever holds more conne
 sizing.py budgets for it (`PROCESS_CONNECTIONS`, `pod_connections`).
 
 A backend is attributed to a process through its client port: /proc maps each socket a
-process holds to its local port. A pod is a process session (`ManagedProcess` starts each
-in its own), so the api's uvicorn workers count towards the api pod.
+process holds to PostgreSQL's port to its local port. Only sockets to PostgreSQL count, since
+Linux gives the same ephemeral port to connections towards different servers (a web socket to
+Redis may share its port with another process's backend), and only backends seen both before
+and after reading /proc, since a port closed in between may be reused at once.
+
+A pod is a process session (`ManagedProcess` starts each in its own), so the api's uvicorn
+workers count towards the api pod.
 """
 
 from __future__ import annotations
@@ -71,8 +76,8 @@ def sessions() -> dict[int, int]:
     return found
 
 
-def socket_ports(pids: set[int]) -> dict[int, int]:
-    """{local TCP port: pid} of the sockets these processes hold."""
+def socket_ports(pids: set[int], server_port: int) -> dict[int, int]:
+    """{local TCP port: pid} of the sockets these processes hold to `server_port`."""
     inodes: dict[str, int] = {}
     for pid in pids:
         with contextlib.suppress(OSError):
@@ -85,7 +90,8 @@ def socket_ports(pids: set[int]) -> dict[int, int]:
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             columns = line.split()
-            if columns[9] in inodes:
+            remote_port = int(columns[2].rsplit(":", 1)[1], 16)
+            if columns[9] in inodes and remote_port == server_port:
                 ports[int(columns[1].rsplit(":", 1)[1], 16)] = inodes[columns[9]]
     return ports
 
@@ -111,19 +117,26 @@ class Sampler(threading.Thread):
         except BaseException as exc:  # reported by the test, not lost in a thread
             self.error = exc
 
-    def sample(self, conn: psycopg.Connection[tuple[int]]) -> Counter[tuple[ComponentName, int]]:
-        rows = conn.execute(
-            "SELECT client_port FROM pg_stat_activity "
-            "WHERE datname LIKE %s AND client_port IS NOT NULL AND pid <> pg_backend_pid()",
-            (f"{self.prefix}%",),
-        ).fetchall()
+    def sample(
+        self, conn: psycopg.Connection[tuple[int, int]]
+    ) -> Counter[tuple[ComponentName, int]]:
         ours = {pid: session for pid, session in sessions().items() if session in self.pods}
-        owners = socket_ports(set(ours))
+        before = self.backends(conn)
+        owners = socket_ports(set(ours), int(conn.info.port))
         held: Counter[tuple[ComponentName, int]] = Counter()
-        for (port,) in rows:
+        for _, port in before & self.backends(conn):
             if (pid := owners.get(port)) is not None:
                 held[(self.pods[ours[pid]], pid)] += 1
         return held
+
+    def backends(self, conn: psycopg.Connection[tuple[int, int]]) -> set[tuple[int, int]]:
+        """(backend pid, client port) of every connection to our databases but this one."""
+        rows = conn.execute(
+            "SELECT pid, client_port FROM pg_stat_activity "
+            "WHERE datname LIKE %s AND client_port IS NOT NULL AND pid <> pg_backend_pid()",
+            (f"{self.prefix}%",),
+        ).fetchall()
+        return set(rows)
 
 
 @dataclass(frozen=True)

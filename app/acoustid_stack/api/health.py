@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
+from acoustid_stack.db.deadline import within
+
 CHECK_TIMEOUT_SECONDS: Final = 2.0
 
 logger = logging.getLogger(__name__)
@@ -74,9 +76,7 @@ async def _all_answer(engines: Sequence[AsyncEngine], statement: str) -> bool:
             await connection.execute(text(statement))
 
     try:
-        await asyncio.wait_for(
-            asyncio.gather(*(check(engine) for engine in engines)), CHECK_TIMEOUT_SECONDS
-        )
+        await within(asyncio.gather(*(check(engine) for engine in engines)), CHECK_TIMEOUT_SECONDS)
     except Exception as exc:  # any failure means unhealthy; the reason goes to the log
         logger.warning("health check failed: %s", exc or type(exc).__name__)
         return False

@@ -20,6 +20,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from acoustid_stack.config import Settings
+from acoustid_stack.db.deadline import within
 from acoustid_stack.db.schema import app as app_db
 from acoustid_stack.db.schema import fingerprint as fp_db
 from acoustid_stack.db.schema import ingest as ingest_db
@@ -47,8 +48,11 @@ async def _probe(name: str, check: Awaitable[str]) -> Health:
 
 
 async def _database(engine: AsyncEngine) -> str:
-    async with engine.connect() as conn:
-        return str(await conn.scalar(text("SHOW server_version")))
+    async def version() -> str:
+        async with engine.connect() as conn:
+            return str(await conn.scalar(text("SHOW server_version")))
+
+    return await within(version(), PROBE_TIMEOUT)
 
 
 async def _redis(redis: Redis) -> str:
@@ -115,10 +119,13 @@ async def counts(databases: Databases) -> dict[str, int | None]:
         "lookups in the last hour": (databases.app, _lookups_last_hour()),
     }
 
+    async def count(engine: AsyncEngine, query: Any) -> int:
+        async with engine.connect() as conn:
+            return int(await conn.scalar(query) or 0)
+
     async def one(engine: AsyncEngine, query: Any) -> int | None:
         try:
-            async with engine.connect() as conn:
-                return int(await asyncio.wait_for(conn.scalar(query), PROBE_TIMEOUT) or 0)
+            return await within(count(engine, query), PROBE_TIMEOUT)
         # shown as "unknown" rather than failing the page
         except Exception as exc:
             logger.warning("status count failed: %s", exc)
