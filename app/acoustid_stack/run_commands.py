@@ -135,4 +135,4 @@ def web(ctx: click.Context) -> None:
 
     settings = settings_from_context(ctx)
     configure_logging(settings)
-    serve(settings)
+    serve(settings, config_path=ctx.find_root().obj.get("config_path"))

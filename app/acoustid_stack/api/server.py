@@ -22,9 +22,9 @@ from uvicorn.supervisors import Multiprocess
 
 from acoustid_stack.api.metrics import MULTIPROC_DIR_ENV
 from acoustid_stack.config import Settings
+from acoustid_stack.config.loader import CONFIG_ENV
 
 APP_FACTORY = "acoustid_stack.api.app:create_app_from_env"
-CONFIG_ENV = "ACOUSTID_CONFIG"
 
 logger = logging.getLogger(__name__)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,13 +11,16 @@ import httpx
 from starlette.applications import Starlette
 from starlette.templating import Jinja2Templates
 
-from acoustid_stack.config import Settings
+from acoustid_stack.config import Settings, load_settings
+from acoustid_stack.config.loader import CONFIG_ENV
+from acoustid_stack.logging_setup import configure_logging
 from acoustid_stack.redis_client import connect_redis
 from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.connection import ServiceConnection
 from acoustid_stack.submissions.databases import open_databases
 from acoustid_stack.web.views import routes
 
+APP_FACTORY = "acoustid_stack.web.app:create_app_from_env"
 TEMPLATES = Path(__file__).parent / "templates"
 #: seconds the start waits for NATS; after that it connects in the background
 NATS_START_WAIT = 2.0
@@ -49,13 +53,26 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def serve(settings: Settings) -> None:
-    """`acoustid-stack run web`: uvicorn on `[web] host:port` with `[web] workers`."""
+def create_app_from_env() -> Starlette:
+    """uvicorn's factory in each worker: settings from ACOUSTID_CONFIG and ACOUSTID_* env."""
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)
+
+
+def serve(settings: Settings, *, config_path: str | None) -> None:
+    """`acoustid-stack run web`: uvicorn on `[web] host:port` with `[web] workers` processes,
+    each building the site from the same configuration."""
     import uvicorn  # noqa: PLC0415
 
+    if config_path:
+        # worker processes load settings themselves, from the same file
+        os.environ[CONFIG_ENV] = config_path
     uvicorn.run(
-        create_app(settings),
+        APP_FACTORY,
+        factory=True,
         host=settings.web.host,
         port=settings.web.port,
+        workers=settings.web.workers,
         log_config=None,  # our logging setup, not uvicorn's
     )
