@@ -17,7 +17,6 @@ from acoustid_stack.redis_client import connect_redis
 from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.connection import Reconnect, close_nats, connect_nats
 from acoustid_stack.submissions.databases import open_databases
-from acoustid_stack.submissions.stream import ensure_stream
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +35,8 @@ async def run_cron(
     """Run until `stop` is set. While leader, the lock is re-checked every `retry_interval`
     and between jobs; a leader that loses its database session stops running jobs.
     `jobs` default to those the settings switch on (`jobs_for`). NATS: waited for at start,
-    reconnected forever after (`Reconnect.FOREVER`); a job that finds it away fails that run.
+    reconnected forever after (`Reconnect.FOREVER`); a job that finds it away, or finds no
+    stream it can create (no JetStream leader yet), fails that run and the next run retries.
     """
     metrics = metrics or CronMetrics()
     jobs = jobs_for(settings, metrics) if jobs is None else jobs
@@ -49,9 +49,7 @@ async def run_cron(
     databases = open_databases(settings.database, pool_size=PROCESS_CONNECTIONS["cron"].engine)
     redis = connect_redis(settings.redis, timeout=REDIS_TIMEOUT_SECONDS)
     try:
-        js = nc.jetstream()
-        await ensure_stream(js, settings.nats)
-        ctx = JobContext(settings=settings, databases=databases, redis=redis, js=js)
+        ctx = JobContext(settings=settings, databases=databases, redis=redis, js=nc.jetstream())
         scheduler = Scheduler(jobs, metrics=metrics)
         logger.info("cron started; waiting for the leader lock")
         while await election.wait_until_leader(stop):

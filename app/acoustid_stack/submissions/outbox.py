@@ -15,7 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from acoustid_stack.config import NatsSettings
 from acoustid_stack.submissions.store import stale_pending_ids
-from acoustid_stack.submissions.stream import publish_submissions, submission_subject
+from acoustid_stack.submissions.stream import (
+    ensure_stream,
+    publish_submissions,
+    submission_subject,
+)
 
 STALE_AFTER = timedelta(minutes=1)
 MAX_PER_RUN = 10_000
@@ -34,6 +38,9 @@ async def republish_lost(
         pending = await stale_pending_ids(conn, older_than=older_than, limit=limit)
     if not pending:
         return []
+    # created here, not once at start: the stream may not exist yet (JetStream had no leader
+    # when cron started) or may be gone (NATS restarted with an empty store)
+    await ensure_stream(js, settings)
     info = await js.stream_info(settings.stream, subjects_filter=f"{settings.subject_prefix}.>")
     queued = set((info.state.subjects or {}).keys())
     lost = [i for i in pending if submission_subject(settings, i) not in queued]

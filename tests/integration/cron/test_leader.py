@@ -58,3 +58,20 @@ def test_the_leader_runs_every_job_of_the_table_without_errors(
     cron = start_cron("--retry-interval", "0.3")
     wait_for(lambda: all(f"cron job {job.name} " in cron.output() for job in JOBS), "all jobs ran")
     assert "failed" not in cron.output(), cron.output()
+
+
+def test_cron_stays_up_and_leads_when_jetstream_cannot_create_its_stream(
+    start_cron: Callable[..., Any], test_environ: dict[str, str]
+) -> None:
+    """Three replicas asked of a single NATS server: the stream cannot be placed, as on a
+    cluster that has no JetStream leader yet. Jobs that need no stream still run."""
+    cron = start_cron(
+        "--retry-interval",
+        "0.3",
+        ACOUSTID_NATS_REPLICAS="3",
+        ACOUSTID_NATS_STREAM=test_environ["ACOUSTID_NATS_STREAM"] + "_UNPLACEABLE",
+        ACOUSTID_NATS_SUBJECT_PREFIX=test_environ["ACOUSTID_NATS_SUBJECT_PREFIX"] + "_unplaceable",
+    )
+    wait_for(lambda: "cron job update_stats done" in cron.output(), "a job ran")
+    assert cron.process.poll() is None, cron.output()
+    assert cron.became_leader() == 1

@@ -113,3 +113,19 @@ async def test_a_stale_submission_whose_message_is_still_queued_is_not_published
     assert slow[0] not in republished
     info = await nc.jetstream().stream_info(settings.stream)
     assert info.state.messages == len(await queued_ids(nc, settings))
+
+
+async def test_a_stream_that_is_gone_is_created_again_and_receives_the_lost_submissions(
+    databases: Databases, stream: tuple[Client, NatsSettings]
+) -> None:
+    """NATS restarted with an empty store, or cron started before JetStream had a leader."""
+    nc, settings = stream
+    await nc.jetstream().delete_stream(settings.stream)
+    lost = await submit(databases, 2, age=timedelta(minutes=2))
+
+    republished = await republish_lost(
+        ingest=databases.ingest, js=nc.jetstream(), settings=settings
+    )
+
+    assert set(lost) <= set(republished)
+    assert set(lost) <= set(await queued_ids(nc, settings))
