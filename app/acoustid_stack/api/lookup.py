@@ -21,7 +21,7 @@ from acoustid_stack.api.stats import LookupStats
 from acoustid_stack.fingerprint import InvalidFingerprint, decode_api_fingerprint
 from acoustid_stack.fingerprint.hashes import Int32Array
 from acoustid_stack.index.interfaces import FpindexError
-from acoustid_stack.matching import Matcher
+from acoustid_stack.matching import FingerprintMatch, Matcher
 
 MAX_FINGERPRINT_QUERIES: Final = 20
 MAX_TRACKID_QUERIES: Final = 100
@@ -92,7 +92,7 @@ class LookupHandler:
         )
 
     async def run(self, call: LookupCall) -> Mapping[str, Any]:
-        per_query = [await self._search(call, query) for query in call.queries]
+        per_query = await self._search(call)
         searches = [
             matches
             for query, matches in zip(call.queries, per_query, strict=True)
@@ -120,21 +120,34 @@ class LookupHandler:
             ]
         }
 
-    async def _search(self, call: LookupCall, query: Query) -> dict[int, tuple[uuid.UUID, float]]:
-        """track id → (gid, best score) for one query."""
-        if isinstance(query, TrackQuery):
-            found = await self._catalog.tracks_by_gid([query.track_gid])
-            return {track_id: (gid, 1.0) for track_id, gid in found.values()}
+    async def _search(self, call: LookupCall) -> list[dict[int, tuple[uuid.UUID, float]]]:
+        """track id → (gid, best score), for each query in order; the fingerprints of a batch
+        are searched together (one index request per shard)."""
+        fingerprints = [query for query in call.queries if isinstance(query, FingerprintQuery)]
         try:
-            matches = await self._matcher.find(
-                query.hashes,
-                query.duration,
+            found = await self._matcher.find_many(
+                [(query.hashes, query.duration) for query in fingerprints],
                 min_score=MIN_SCORE,
                 max_length_diff=call.max_duration_diff,
                 limit=MAX_RESULTS,
             )
         except FpindexError as exc:
             raise errors.service_unavailable() from exc
+        matches = dict(zip(map(id, fingerprints), found, strict=True))
+        return [
+            await self._best_tracks(matches[id(query)])
+            if isinstance(query, FingerprintQuery)
+            else await self._track(query)
+            for query in call.queries
+        ]
+
+    async def _track(self, query: TrackQuery) -> dict[int, tuple[uuid.UUID, float]]:
+        found = await self._catalog.tracks_by_gid([query.track_gid])
+        return {track_id: (gid, 1.0) for track_id, gid in found.values()}
+
+    async def _best_tracks(
+        self, matches: list[FingerprintMatch]
+    ) -> dict[int, tuple[uuid.UUID, float]]:
         # stores that resolve tracks already did (DatabaseCandidates); others are asked here
         unresolved = {match.track_id for match in matches if match.track_gid is None}
         tracks = await self._catalog.track_gids(unresolved)
