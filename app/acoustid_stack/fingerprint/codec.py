@@ -90,7 +90,7 @@ def decode_fingerprint(data: str | bytes) -> Fingerprint:
     num_exceptions = int(np.count_nonzero(escaped))
     if len(packed) < exceptions_at + _packed_size(num_exceptions, _EXCEPTION_BITS):
         raise InvalidFingerprint("fingerprint is truncated in its exception stream")
-    deltas = normal.astype(np.int64)
+    deltas = normal.astype(np.int32)
     if num_exceptions:
         exceptions = _unpack(body[exceptions_at - _HEADER_SIZE :], _EXCEPTION_BITS)
         deltas[escaped] += exceptions[:num_exceptions]
@@ -179,9 +179,33 @@ def _pack(values: NDArray[np.integer], width: int) -> bytes:
     return np.packbits(bits.astype(np.uint8).ravel(), bitorder="little").tobytes()
 
 
-def _rebuild_hashes(deltas: NDArray[np.int64], count: int) -> UInt32Array:
-    """Hashes from the delta stream: each item sets bits at its running positions, then the
-    items are chained by XOR."""
+def _rebuild_hashes(deltas: NDArray[np.int32], count: int) -> UInt32Array:
+    """Hashes from the delta stream (`count` items, each ending with its 0 terminator).
+
+    Items of well-formed fingerprints end at bit 32 or before. Then each terminator becomes
+    the jump to the next item's first bit, so one running sum places every set bit in a
+    count × 32 bit matrix, packed into the items' XOR words. Damaged input, whose positions
+    wrap, takes the general path.
+    """
+    if count == 0:
+        return np.zeros(0, dtype=np.uint32)
+    ends = np.flatnonzero(deltas == 0)
+    widths = np.diff(np.cumsum(deltas, dtype=np.int32)[ends], prepend=np.int32(0))
+    if widths.max() > _HASH_BITS:
+        return _rebuild_wrapped_hashes(deltas, count)
+    jumps = deltas.copy()
+    jumps[ends] = _HASH_BITS - widths
+    places = np.cumsum(jumps, dtype=np.int32)  # item k's bit at position p: 32k + p
+    places[ends] = 0  # terminators set no bit: parked on the matrix's spare first cell
+    matrix = np.zeros(count * _HASH_BITS + 1, dtype=np.uint8)
+    matrix[places] = 1
+    changes = np.packbits(matrix[1:], bitorder="little").view("<u4")
+    return np.bitwise_xor.accumulate(changes).astype(np.uint32, copy=False)
+
+
+def _rebuild_wrapped_hashes(deltas: NDArray[np.int32], count: int) -> UInt32Array:
+    """`_rebuild_hashes` for any input: each item sets bits at its running positions (wrapped
+    past 32), then the items are chained by XOR."""
     ends = deltas == 0
     item = np.cumsum(ends) - ends
     running = np.cumsum(deltas)
