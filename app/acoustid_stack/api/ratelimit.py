@@ -27,6 +27,29 @@ KEY_TTL_SECONDS: Final = 25
 
 logger = logging.getLogger(__name__)
 
+# Upstream's counting, server-side: per bucket (KEYS: its current slot, then the SLOTS - 1
+# earlier ones; ARGV: each bucket's limit, then the TTL) increment the current slot, and stop
+# at the first bucket whose window is over its limit, undoing that increment. Returns the
+# bucket's 1-based position, or 0. One call instead of a pipeline of 3 commands per bucket:
+# a tenth of the api's CPU per lookup went into redis-py packing and parsing those.
+_COUNT = f"""
+local slots = {SLOTS}
+local buckets = #KEYS / slots
+for b = 1, buckets do
+  local first = (b - 1) * slots
+  local total = redis.call('INCR', KEYS[first + 1])
+  redis.call('EXPIRE', KEYS[first + 1], ARGV[buckets + 1])
+  for n = 2, slots do
+    total = total + (tonumber(redis.call('GET', KEYS[first + n])) or 0)
+  end
+  if total > tonumber(ARGV[b]) then
+    redis.call('DECR', KEYS[first + 1])
+    return b
+  end
+end
+return 0
+"""
+
 
 class RateLimiter:
     def __init__(
@@ -41,6 +64,7 @@ class RateLimiter:
         self._settings = settings
         self._prefix = f"{key_prefix}rl:"
         self._clock = clock
+        self._script = redis.register_script(_COUNT)
 
     async def check(self, *, client_ip: str, application_id: int | None) -> None:
         """Count one request; error 14 (HTTP 429) naming the bucket's rate when over a limit.
@@ -62,35 +86,14 @@ class RateLimiter:
             raise errors.too_many_requests(buckets[over][1])
 
     async def _count(self, buckets: list[tuple[str, float]]) -> int | None:
-        """Count the request in every bucket in ONE Redis round trip; the position of the
-        first bucket over its limit, or None.
-
-        Upstream counts bucket after bucket and stops at the first one over its limit, undoing
-        that increment. Counting all at once and then undoing the increments from that bucket
-        on leaves Redis exactly as upstream would (an extra round trip, only when refusing).
-        """
+        """Count the request bucket after bucket in ONE Redis call (a script); the position
+        of the first bucket over its limit, whose increment is undone, or None."""
         slot = int(self._clock() / SLOT_SECONDS)
-        keys = [f"{self._prefix}{bucket}:{slot}" for bucket, _ in buckets]
+        keys = [f"{self._prefix}{bucket}:{slot - n}" for bucket, _ in buckets for n in range(SLOTS)]
+        limits = [rate * WINDOW_SECONDS for _, rate in buckets]
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for (bucket, _), current in zip(buckets, keys, strict=True):
-                    pipe.incr(current)
-                    pipe.expire(current, KEY_TTL_SECONDS)
-                    pipe.mget([f"{self._prefix}{bucket}:{slot - n}" for n in range(1, SLOTS)])
-                replies = await pipe.execute()
-            over = None
-            for position, (_, rate) in enumerate(buckets):
-                count, _, earlier = replies[3 * position : 3 * position + 3]
-                total = int(count) + sum(int(value) for value in earlier if value is not None)
-                if total > rate * WINDOW_SECONDS:
-                    over = position
-                    break
-            if over is not None:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for current in keys[over:]:
-                        pipe.decr(current)
-                    await pipe.execute()
+            over = int(await self._script(keys=keys, args=[*limits, KEY_TTL_SECONDS]))
         except RedisError as exc:
             logger.warning("rate limiting skipped, Redis failed: %s", exc)
             return None
-        return over
+        return over - 1 if over else None

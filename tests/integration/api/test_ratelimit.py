@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import secrets
 import uuid
 from types import MappingProxyType
 
 import pytest
+import redis
+import redis.asyncio as aioredis
 
+from acoustid_stack.api.errors import ApiError
+from acoustid_stack.api.ratelimit import RateLimiter
 from acoustid_stack.config import Settings
 from acoustid_stack.local.process import free_port
 from api_support import Keys
@@ -92,3 +97,63 @@ def test_rate_limiting_fails_open_when_redis_is_down(api_settings: Settings) -> 
     with make_client(settings) as client:
         statuses = [client.get("/v2/track/list_by_puid", params=PUID).status_code for _ in range(5)]
     assert statuses == [200] * 5
+
+
+def test_the_window_slides_by_slot_and_only_the_refusing_bucket_is_undone(
+    api_settings: Settings,
+) -> None:
+    """Upstream's counting, on a clock the test moves: 20 s in four 5-s slots; a refused
+    request keeps its count in the buckets before the one over its limit."""
+    settings = limited(
+        api_settings,
+        application_rate=100.0,
+        global_rate=100.0,
+        ip_rate=1.0,
+        ip_overrides=MappingProxyType({}),
+    )
+    now = [1_000_000.0]  # the start of a slot
+    client = redis.Redis(host=settings.redis.host, port=settings.redis.port)
+    prefix = f"{settings.redis.key_prefix}rl:"
+
+    def counts(slot: int) -> dict[str, int]:
+        return {
+            bucket: int(client.get(f"{prefix}{bucket}:{slot}") or 0)
+            for bucket in ("app:7", "global", "ip:192.0.2.9")
+        }
+
+    async def scenario() -> list[bool]:
+        server = aioredis.Redis(host=settings.redis.host, port=settings.redis.port)
+        limiter = RateLimiter(
+            redis=server,
+            settings=settings.rate_limit,
+            key_prefix=settings.redis.key_prefix,
+            clock=lambda: now[0],
+        )
+
+        async def allowed() -> bool:
+            try:
+                await limiter.check(client_ip="192.0.2.9", application_id=7)
+            except ApiError:
+                return False
+            return True
+
+        outcomes = [await allowed() for _ in range(21)]  # the window holds 20
+        now[0] += 15  # three slots on: the first slot is still in the window
+        outcomes.append(await allowed())
+        now[0] += 5  # four slots on: the first slot has left it
+        outcomes.append(await allowed())
+        await server.aclose()
+        return outcomes
+
+    first_slot = int(now[0] / 5)
+    try:
+        outcomes = asyncio.run(scenario())
+        assert outcomes == [True] * 20 + [False, False, True]
+        # the refused requests counted in app and global, not in the ip bucket over its limit
+        assert counts(first_slot) == {"app:7": 21, "global": 21, "ip:192.0.2.9": 20}
+        assert counts(first_slot + 3) == {"app:7": 1, "global": 1, "ip:192.0.2.9": 0}
+        assert counts(first_slot + 4) == {"app:7": 1, "global": 1, "ip:192.0.2.9": 1}
+        assert 0 < client.ttl(f"{prefix}global:{first_slot}") <= 25
+    finally:
+        client.delete(*client.keys(f"{prefix}*"))
+        client.close()
