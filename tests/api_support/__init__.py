@@ -56,12 +56,8 @@ def api_server(
         env={**os.environ, **environ},
         stop_signal=signal.SIGTERM,
     )
-    process.start()
-    try:
-        process.wait_ready(timeout=60)
+    with running((process, url), timeout=60):
         yield url, process
-    finally:
-        process.stop()
 
 
 def api_environ(

@@ -12,7 +12,7 @@ import pytest
 from acoustid_stack.config import Settings
 from acoustid_stack.db.migrate import upgrade
 from acoustid_stack.local.process import ManagedProcess, free_port
-from acoustid_stack.local.servers import http_ok
+from acoustid_stack.local.servers import http_ok, running
 from api_support import ACOUSTID_STACK
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -50,9 +50,7 @@ def test_run_web_serves_from_the_configured_number_of_workers(
         env={**os.environ, **test_environ},
         stop_signal=signal.SIGTERM,
     )
-    process.start()
-    try:
-        process.wait_ready(timeout=60)
+    with running((process, url), timeout=60):
         assert process.pid is not None
         assert len(server_workers(process.pid)) == 2
         for _ in range(6):
@@ -60,6 +58,4 @@ def test_run_web_serves_from_the_configured_number_of_workers(
             page = httpx.get(f"{url}/", timeout=10)
             assert page.status_code == 200
             assert "PostgreSQL fingerprint" in page.text
-    finally:
-        process.stop()
     assert not process.running()
