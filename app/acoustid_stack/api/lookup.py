@@ -121,29 +121,33 @@ class LookupHandler:
         }
 
     async def _search(self, call: LookupCall) -> list[dict[int, tuple[uuid.UUID, float]]]:
-        """track id → (gid, best score), for each query in order; the fingerprints of a batch
-        are searched together (one index request per shard)."""
+        """track id → (gid, best score), for each query in order. The fingerprints of a batch
+        are searched together (one index request per shard), its AcoustIDs in one query."""
         fingerprints = [query for query in call.queries if isinstance(query, FingerprintQuery)]
         try:
-            found = await self._matcher.find_many(
-                [(query.hashes, query.duration) for query in fingerprints],
-                min_score=MIN_SCORE,
-                max_length_diff=call.max_duration_diff,
-                limit=MAX_RESULTS,
+            found = iter(
+                await self._matcher.find_many(
+                    [(query.hashes, query.duration) for query in fingerprints],
+                    min_score=MIN_SCORE,
+                    max_length_diff=call.max_duration_diff,
+                    limit=MAX_RESULTS,
+                )
             )
         except FpindexError as exc:
             raise errors.service_unavailable() from exc
-        matches = dict(zip(map(id, fingerprints), found, strict=True))
-        return [
-            await self._best_tracks(matches[id(query)])
-            if isinstance(query, FingerprintQuery)
-            else await self._track(query)
-            for query in call.queries
-        ]
-
-    async def _track(self, query: TrackQuery) -> dict[int, tuple[uuid.UUID, float]]:
-        found = await self._catalog.tracks_by_gid([query.track_gid])
-        return {track_id: (gid, 1.0) for track_id, gid in found.values()}
+        tracks = await self._catalog.tracks_by_gid(
+            [query.track_gid for query in call.queries if isinstance(query, TrackQuery)]
+        )
+        per_query: list[dict[int, tuple[uuid.UUID, float]]] = []
+        for query in call.queries:
+            if isinstance(query, FingerprintQuery):
+                per_query.append(await self._best_tracks(next(found)))
+            elif (track := tracks.get(query.track_gid)) is not None:
+                track_id, gid = track
+                per_query.append({track_id: (gid, 1.0)})
+            else:
+                per_query.append({})
+        return per_query
 
     async def _best_tracks(
         self, matches: list[FingerprintMatch]
