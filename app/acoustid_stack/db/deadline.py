@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # abandoned calls, kept referenced so they run to their end
-_running: set[asyncio.Task[Any]] = set()
+_running: set[asyncio.Future[Any]] = set()
 
 
 async def within(call: Awaitable[T], seconds: float) -> T:
@@ -32,7 +32,7 @@ async def within(call: Awaitable[T], seconds: float) -> T:
     return await asyncio.wait_for(asyncio.shield(task), seconds)
 
 
-def _finished(task: asyncio.Task[Any]) -> None:
+def _finished(task: asyncio.Future[Any]) -> None:
     _running.discard(task)
     # retrieved here, so a failure of a call nobody waits for any more is not reported as
     # "never retrieved"; whoever still waited has it already
