@@ -24,6 +24,7 @@ from acoustid_stack.api.metrics import ApiMetrics
 from acoustid_stack.api.params import MalformedBody, Params, read_params
 from acoustid_stack.api.ratelimit import RateLimiter
 from acoustid_stack.api.render import JSON_FORMAT, OutputFormat, render_error, render_ok
+from acoustid_stack.db import text_limits
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,8 @@ def client_of(request: Request) -> Client:
     first = forwarded.split(",")[0].strip()
     ip = first or (request.client.host if request.client else "") or "127.0.0.1"
     return Client(
-        ip=ip,
+        # a forwarded "address" is whatever the client wrote; it keys rate limits and stats
+        ip=ip[: text_limits.IP],
         user_agent=request.headers.get("user-agent", ""),
         secure=request.url.scheme == "https",
     )

@@ -101,6 +101,15 @@ def invalid_foreignid(name: str) -> ApiError:
     )
 
 
+def foreignid_too_long(name: str, limit: int) -> ApiError:
+    # Upstream stores any length; over-long ids break the unique index they are stored under,
+    # so we refuse them with the code clients already handle for a bad foreign id.
+    return ApiError(
+        ErrorCode.INVALID_FOREIGNID,
+        f'parameter "{name}" is not a valid foreign ID, it must be at most {limit} characters',
+    )
+
+
 def invalid_max_duration_diff(name: str) -> ApiError:
     return ApiError(
         ErrorCode.INVALID_MAX_DURATION_DIFF, f'parameter "{name}" must be between 1 and 30'

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from acoustid_stack import __version__
 from acoustid_stack.api.errors import ErrorCode
 from acoustid_stack.api.lookup_meta import META_VALUES
+from acoustid_stack.db import text_limits
 
 Json = dict[str, Any]
 
@@ -28,7 +29,10 @@ _FLAG: Final[Json] = {"type": "string", "enum": ["0", "1"]}
 # name → (schema, meaning)
 _PARAMETERS: Final[dict[str, tuple[Json, str]]] = {
     "client": (_STRING, "Application API key."),
-    "clientversion": (_STRING, "Application version."),
+    "clientversion": (
+        _STRING,
+        f"Application version; its first {text_limits.CLIENT_VERSION} characters are stored.",
+    ),
     "user": (_STRING, "User API key."),
     "format": ({"type": "string", "enum": ["json", "jsonp", "xml"]}, "Response format."),
     "jsoncallback": (_STRING, "JSONP callback name (format=jsonp)."),
@@ -49,10 +53,16 @@ _PARAMETERS: Final[dict[str, tuple[Json, str]]] = {
     "batch": (_FLAG, "1: read suffixed parameters (fingerprint.N, duration.N, trackid.N)."),
     "wait": (_INTEGER, "Ignored (accepted for compatibility)."),
     "bitrate": (_INTEGER, "Bitrate of the audio file."),
-    "fileformat": (_STRING, "Audio file format."),
+    "fileformat": (
+        _STRING,
+        f"Audio file format; its first {text_limits.FILE_FORMAT} characters are stored.",
+    ),
     "mbid": ({"type": "array", "items": _UUID}, "MusicBrainz recording id(s)."),
     "puid": (_UUID, "MusicIP PUID."),
-    "foreignid": (_STRING, "Foreign id as vendor:id."),
+    "foreignid": (
+        {"type": "string", "maxLength": text_limits.FOREIGN_ID},
+        "Foreign id as vendor:id.",
+    ),
     "track": (_STRING, "Track title."),
     "artist": (_STRING, "Track artist."),
     "album": (_STRING, "Album title."),

@@ -18,6 +18,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from acoustid_stack.api import errors
+from acoustid_stack.db import text_limits
 
 MAX_BODY_SIZE: Final = 1024 * 1024
 MAX_FORM_FIELDS: Final = 1000
@@ -49,6 +50,11 @@ class Params:
         """The first value, or None when absent."""
         return self._first.get(name)
 
+    def label(self, name: str, limit: int) -> str | None:
+        """A value that only labels what is stored (a version, a file format), cut to its
+        `text_limits` length; None when absent or empty."""
+        return (self.get(name) or "")[:limit] or None
+
     def getlist(self, name: str) -> list[str]:
         return [value for value in self._values.getlist(name) if isinstance(value, str)]
 
@@ -72,12 +78,15 @@ class Params:
         return parse_uuid(name, value) if value else None
 
     def foreign_id(self, name: str) -> str | None:
-        """`vendor:id` (error 10 when malformed), None when absent or empty."""
+        """`vendor:id` (error 10 when malformed or longer than `text_limits.FOREIGN_ID`), None
+        when absent or empty."""
         value = self.get(name)
         if not value:
             return None
         if not _FOREIGN_ID.match(value):
             raise errors.invalid_foreignid(name)
+        if len(value) > text_limits.FOREIGN_ID:
+            raise errors.foreignid_too_long(name, text_limits.FOREIGN_ID)
         return value
 
     def suffixes(self, *bases: str) -> list[int | None]:

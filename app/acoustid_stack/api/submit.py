@@ -24,6 +24,7 @@ from acoustid_stack.api.endpoint import Client
 from acoustid_stack.api.metrics import ApiMetrics
 from acoustid_stack.api.params import Params, parse_int, parse_uuid, suffixed
 from acoustid_stack.config import NatsSettings
+from acoustid_stack.db import text_limits
 from acoustid_stack.db.schema.ingest import submission_result
 from acoustid_stack.fingerprint import InvalidFingerprint, decode_api_fingerprint
 from acoustid_stack.submissions.connection import ServiceConnection
@@ -117,7 +118,7 @@ class SubmitHandler:
     async def parse(self, params: Params, client: Client) -> SubmitCall:
         application_id = await self._keys.application_id(params)
         account_id = await self._keys.account_id(params)
-        version = params.get("clientversion") or None
+        version = params.label("clientversion", text_limits.CLIENT_VERSION)
         indexes = params.suffixes("fingerprint")
         if not indexes:
             raise errors.missing_parameter("fingerprint")
@@ -215,7 +216,7 @@ def _item(
         fingerprint=hashes.tolist(),
         length=duration,
         bitrate=bitrate or None,
-        format=params.get(name("fileformat")) or None,
+        format=params.label(name("fileformat"), text_limits.FILE_FORMAT),
         puid=puid,
         foreignid=foreignid,
         meta=meta or None,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from acoustid_stack.api.auth import ApiKeys, new_api_key
 from acoustid_stack.api.endpoint import Client
 from acoustid_stack.api.params import Params
+from acoustid_stack.db import text_limits
 from acoustid_stack.db.schema.app import account
 
 
@@ -52,7 +53,8 @@ class CreateAnonymousHandler:
 
     async def parse(self, params: Params, client: Client) -> CreateAnonymousCall:
         application_id = await self._keys.application_id(params)
-        return CreateAnonymousCall(application_id, params.get("clientversion") or None, client.ip)
+        version = params.label("clientversion", text_limits.CLIENT_VERSION)
+        return CreateAnonymousCall(application_id, version, client.ip)
 
     async def run(self, call: CreateAnonymousCall) -> Mapping[str, Any]:
         apikey = new_api_key()

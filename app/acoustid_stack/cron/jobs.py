@@ -42,6 +42,7 @@ class JobContext:
     databases: Databases
     redis: Redis
     js: JetStreamContext
+    metrics: CronMetrics
 
 
 JobFunction = Callable[[JobContext], Awaitable[object]]
@@ -67,15 +68,19 @@ async def republish_pending(ctx: JobContext) -> object:
 
 
 async def flush_lookup_stats(ctx: JobContext) -> object:
-    return await stats.flush_lookup_stats(
-        redis=ctx.redis, app=ctx.databases.app, key_prefix=ctx.settings.redis.key_prefix
-    )
+    return await _flush_stats(ctx, stats.flush_lookup_stats)
 
 
 async def flush_user_agent_stats(ctx: JobContext) -> object:
-    return await stats.flush_user_agent_stats(
+    return await _flush_stats(ctx, stats.flush_user_agent_stats)
+
+
+async def _flush_stats(ctx: JobContext, flush: Callable[..., Awaitable[stats.Flushed]]) -> object:
+    flushed = await flush(
         redis=ctx.redis, app=ctx.databases.app, key_prefix=ctx.settings.redis.key_prefix
     )
+    ctx.metrics.stats_skipped.labels(flushed.table).inc(flushed.skipped)
+    return flushed
 
 
 async def update_stats(ctx: JobContext) -> object:

@@ -7,8 +7,10 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 class CronMetrics:
     """`cron_leader` (1 while this process holds the lock), `cron_job_runs_total{job,result}`,
-    `cron_job_duration_seconds{job}`; per index shard (labelled by its URL) the newest
-    snapshot's time and size and the failed snapshot attempts."""
+    `cron_job_duration_seconds{job}`, `cron_stats_skipped_total{table}` (counter fields a
+    stats flush dropped from Redis unstored: malformed, or refused by the database); per
+    index shard (labelled by its URL) the newest snapshot's time and size and the failed
+    snapshot attempts."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.leader = Gauge(
@@ -24,6 +26,12 @@ class CronMetrics:
             "cron_job_duration_seconds",
             "Duration of one cron job run.",
             ["job"],
+            registry=registry,
+        )
+        self.stats_skipped = Counter(
+            "cron_stats_skipped_total",
+            "Counter fields a stats flush dropped from Redis because they could not be stored.",
+            ["table"],
             registry=registry,
         )
         self.snapshot_time = Gauge(

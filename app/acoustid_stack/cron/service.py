@@ -49,7 +49,13 @@ async def run_cron(
     databases = open_databases(settings.database, pool_size=PROCESS_CONNECTIONS["cron"].engine)
     redis = connect_redis(settings.redis, timeout=REDIS_TIMEOUT_SECONDS)
     try:
-        ctx = JobContext(settings=settings, databases=databases, redis=redis, js=nc.jetstream())
+        ctx = JobContext(
+            settings=settings,
+            databases=databases,
+            redis=redis,
+            js=nc.jetstream(),
+            metrics=metrics,
+        )
         scheduler = Scheduler(jobs, metrics=metrics)
         logger.info("cron started; waiting for the leader lock")
         while await election.wait_until_leader(stop):

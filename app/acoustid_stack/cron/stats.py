@@ -9,25 +9,39 @@ ignore (stats never fail a lookup). Cron flushes: read a partition, add the coun
 database and commit, then subtract exactly what was read from Redis (HINCRBY −n), so lookups
 counted during the flush are kept. A crash between commit and subtract counts one batch
 twice; subtracting first could lose it instead, and losing is worse for billing-like stats.
+
+Poison policy: the user agent and address are request data, cut to `db.text_limits` when
+counted and again when flushed (older fields). A field that still cannot be stored, being
+malformed or refused by the database for its row's data (`db.row_errors`), is dropped from
+Redis and counted as skipped: the partition's other rows are stored one at a time around it,
+and neither it nor the partitions after it are held back. Any other database error (a server
+down) stops the flush, which the next run repeats.
 """
 
 from __future__ import annotations
 
+import logging
 import zlib
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
+import sqlalchemy.exc
 from redis.asyncio import Redis
 from sqlalchemy import Select, Table, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from acoustid_stack.db import text_limits
+from acoustid_stack.db.row_errors import is_row_error
 from acoustid_stack.db.schema import app as app_db
 from acoustid_stack.db.schema import fingerprint as fp_db
 from acoustid_stack.db.schema import ingest as ingest_db
+
+logger = logging.getLogger(__name__)
 
 PARTITIONS = 256
 
@@ -54,74 +68,165 @@ async def record_user_agent(
     ip: str,
     now: datetime | None = None,
 ) -> None:
-    """Count one request of an application from a user agent and address today (api side)."""
+    """Count one request of an application from a user agent and address today (api side);
+    both are cut to their `text_limits`, so a field stays small whatever the request sent."""
     moment = now or datetime.now(UTC)
-    field = f"{moment:%Y-%m-%d}:{application_id}:{quote(user_agent, safe='')}:{quote(ip, safe='')}"
+    agent = quote(user_agent[: text_limits.USER_AGENT], safe="")
+    address = quote(ip[: text_limits.IP], safe="")
+    field = f"{moment:%Y-%m-%d}:{application_id}:{agent}:{address}"
     await redis.hincrby(_partition(key_prefix, "ua", field), field, 1)
 
 
-async def flush_lookup_stats(*, redis: Redis, app: AsyncEngine, key_prefix: str) -> int:
-    """Move lookup counters from Redis into `stats_lookups`; the number of fields moved."""
-    moved = 0
-    for key in _partition_keys(key_prefix, "lookups"):
-        counts = await _read(redis, key)
-        rows: dict[tuple[date, int, int], list[int]] = defaultdict(lambda: [0, 0])
-        for field, count in counts.items():
-            day, hour, application_id, kind = field.split(":")
-            position = 1 if kind == "miss" else 0  # [hits, misses]
-            rows[(date.fromisoformat(day), int(hour), int(application_id))][position] += count
-        if not rows:
-            continue
-        table = app_db.stats_lookups
-        async with app.begin() as conn:
-            await _add(
-                conn,
-                table,
-                [
-                    {
-                        "date": d,
-                        "hour": h,
-                        "application_id": a,
-                        "count_hits": c[0],
-                        "count_nohits": c[1],
-                    }
-                    for (d, h, a), c in rows.items()
-                ],
-                keys=("date", "hour", "application_id"),
-                counters=("count_hits", "count_nohits"),
-            )
-        await _subtract(redis, key, counts)
-        moved += len(counts)
-    return moved
+@dataclass(frozen=True)
+class Flushed:
+    """What a flush did with the counter fields it read from Redis. Every field read leaves
+    Redis: `moved` ones were added to the database, `skipped` ones dropped (malformed, or
+    their row refused by the database) and logged."""
+
+    table: str
+    moved: int
+    skipped: int
+
+    def __str__(self) -> str:
+        return f"{self.table}: {self.moved} counters moved, {self.skipped} skipped"
 
 
-async def flush_user_agent_stats(*, redis: Redis, app: AsyncEngine, key_prefix: str) -> int:
-    """Move user-agent counters from Redis into `stats_user_agents`; the fields moved."""
-    moved = 0
-    for key in _partition_keys(key_prefix, "ua"):
+RowKey = tuple[object, ...]
+
+
+@dataclass(frozen=True)
+class _Counters:
+    """How the fields of one kind of hash become rows of a table."""
+
+    kind: str
+    table: Table
+    keys: tuple[str, ...]
+    counters: tuple[str, ...]
+    #: a field and its count → the row's key (in `keys` order) and the counts it adds;
+    #: ValueError when the field is malformed
+    parse: Callable[[str, int], tuple[RowKey, dict[str, int]]]
+
+
+_LOOKUP_COUNTERS = {"hit": "count_hits", "miss": "count_nohits"}
+
+
+def _lookup_row(field: str, count: int) -> tuple[RowKey, dict[str, int]]:
+    day, hour, application_id, kind = field.split(":")
+    if kind not in _LOOKUP_COUNTERS:
+        raise ValueError(f"not a hit or a miss: {kind!r}")
+    key = (date.fromisoformat(day), int(hour), int(application_id))
+    return key, {_LOOKUP_COUNTERS[kind]: count}
+
+
+def _user_agent_row(field: str, count: int) -> tuple[RowKey, dict[str, int]]:
+    day, application_id, user_agent, ip = field.split(":")
+    # cut again: fields counted before the limits existed may be longer
+    key = (
+        date.fromisoformat(day),
+        int(application_id),
+        unquote(user_agent)[: text_limits.USER_AGENT],
+        unquote(ip)[: text_limits.IP],
+    )
+    return key, {"count": count}
+
+
+_LOOKUPS = _Counters(
+    "lookups",
+    app_db.stats_lookups,
+    ("date", "hour", "application_id"),
+    ("count_hits", "count_nohits"),
+    _lookup_row,
+)
+_USER_AGENTS = _Counters(
+    "ua",
+    app_db.stats_user_agents,
+    ("date", "application_id", "user_agent", "ip"),
+    ("count",),
+    _user_agent_row,
+)
+
+
+async def flush_lookup_stats(*, redis: Redis, app: AsyncEngine, key_prefix: str) -> Flushed:
+    """Move lookup counters from Redis into `stats_lookups`."""
+    return await _flush(redis, app, key_prefix, _LOOKUPS)
+
+
+async def flush_user_agent_stats(*, redis: Redis, app: AsyncEngine, key_prefix: str) -> Flushed:
+    """Move user-agent counters from Redis into `stats_user_agents`."""
+    return await _flush(redis, app, key_prefix, _USER_AGENTS)
+
+
+async def _flush(redis: Redis, app: AsyncEngine, key_prefix: str, spec: _Counters) -> Flushed:
+    """Each partition in its own transaction. A field that cannot be stored is dropped from
+    Redis with the others, so it can neither hold back the rest nor grow without end."""
+    moved = skipped = 0
+    first_error: str | None = None
+    for key in _partition_keys(key_prefix, spec.kind):
         counts = await _read(redis, key)
         if not counts:
             continue
-        rows: dict[tuple[date, int, str, str], int] = defaultdict(int)
+        totals: dict[RowKey, Counter[str]] = defaultdict(Counter)
+        fields: Counter[RowKey] = Counter()
+        malformed = 0
         for field, count in counts.items():
-            day, application_id, user_agent, ip = field.split(":")
-            rows[
-                (date.fromisoformat(day), int(application_id), unquote(user_agent), unquote(ip))
-            ] += count
-        async with app.begin() as conn:
-            await _add(
-                conn,
-                app_db.stats_user_agents,
-                [
-                    {"date": d, "application_id": a, "user_agent": u, "ip": i, "count": c}
-                    for (d, a, u, i), c in rows.items()
-                ],
-                keys=("date", "application_id", "user_agent", "ip"),
-                counters=("count",),
-            )
+            try:
+                row_key, added = spec.parse(field, count)
+            except ValueError as exc:
+                malformed += 1
+                first_error = first_error or f"malformed field {field[:80]!r}: {exc}"
+                continue
+            totals[row_key].update(added)
+            fields[row_key] += 1
+        refused, error = await _store(app, spec, totals)
+        first_error = first_error or error
         await _subtract(redis, key, counts)
-        moved += len(counts)
-    return moved
+        dropped = malformed + sum(fields[row_key] for row_key in refused)
+        moved += len(counts) - dropped
+        skipped += dropped
+    if skipped:
+        logger.warning(
+            "%s: dropped %d counter fields that could not be stored; first: %s",
+            spec.table.name,
+            skipped,
+            first_error,
+        )
+    return Flushed(spec.table.name, moved, skipped)
+
+
+async def _store(
+    app: AsyncEngine, spec: _Counters, totals: Mapping[RowKey, Counter[str]]
+) -> tuple[list[RowKey], str | None]:
+    """Add `totals` to the table in one transaction; the row keys the database refused
+    (then every other row is stored, one at a time) and the first refusal's message."""
+    if not totals:
+        return [], None
+    rows = {
+        row_key: {
+            **dict(zip(spec.keys, row_key, strict=True)),
+            **{c: counts[c] for c in spec.counters},
+        }
+        for row_key, counts in totals.items()
+    }
+    try:
+        async with app.begin() as conn:
+            await _add(conn, spec, list(rows.values()))
+        return [], None
+    except sqlalchemy.exc.DBAPIError as exc:
+        if not is_row_error(exc):
+            raise
+    refused: list[RowKey] = []
+    first_error: str | None = None
+    async with app.begin() as conn:
+        for row_key, row in rows.items():
+            try:
+                async with conn.begin_nested():
+                    await _add(conn, spec, [row])
+            except sqlalchemy.exc.DBAPIError as exc:
+                if not is_row_error(exc):
+                    raise
+                refused.append(row_key)
+                first_error = first_error or str(exc.orig).splitlines()[0]
+    return refused, first_error
 
 
 def daily_counters(
@@ -192,18 +297,12 @@ async def _subtract(redis: Redis, key: str, counts: Mapping[str, int]) -> None:
     await redis.eval(_SUBTRACT, 1, key, *args)
 
 
-async def _add(
-    conn: AsyncConnection,
-    table: Table,
-    rows: list[dict[str, object]],
-    *,
-    keys: tuple[str, ...],
-    counters: tuple[str, ...],
-) -> None:
+async def _add(conn: AsyncConnection, spec: _Counters, rows: list[dict[str, object]]) -> None:
     """Upsert `rows`, adding their counters to existing rows with the same key."""
+    table = spec.table
     statement = insert(table).values(rows)
     statement = statement.on_conflict_do_update(
-        index_elements=[table.c[k] for k in keys],
-        set_={c: table.c[c] + statement.excluded[c] for c in counters},
+        index_elements=[table.c[k] for k in spec.keys],
+        set_={c: table.c[c] + statement.excluded[c] for c in spec.counters},
     )
     await conn.execute(statement)

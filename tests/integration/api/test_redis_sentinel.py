@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from acoustid_stack.config import Settings, load_settings
-from acoustid_stack.cron.stats import flush_lookup_stats
+from acoustid_stack.cron.stats import Flushed, flush_lookup_stats
 from acoustid_stack.local.endpoints import RedisEndpoint
 from acoustid_stack.local.process import ManagedProcess, free_port
 from acoustid_stack.local.servers import LOOPBACK, redis_process, sentinel_process
@@ -214,7 +214,7 @@ def test_the_api_limits_and_counts_through_sentinel_and_keeps_doing_so_after_a_f
         assert process.running()
 
     # cron's flush builds its client the same way and moves the counts to the database
-    async def flush() -> int:
+    async def flush() -> Flushed:
         databases = open_databases(settings.database, pool_size=1)
         counters = connect_redis(settings.redis, timeout=5.0)
         try:
@@ -223,7 +223,7 @@ def test_the_api_limits_and_counts_through_sentinel_and_keeps_doing_so_after_a_f
             await counters.aclose()
             await databases.dispose()
 
-    assert asyncio.run(flush()) > 0
+    assert asyncio.run(flush()).moved > 0
     with psycopg.connect(settings.database.app.conninfo()) as conn:
         row = conn.execute(
             "SELECT sum(count_hits + count_nohits) FROM stats_lookups WHERE application_id = %s",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gzip
+import secrets
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -15,6 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from acoustid_stack.config import Settings
+from acoustid_stack.db import text_limits
 from acoustid_stack.fingerprint import encode_fingerprint
 from acoustid_stack.local.process import free_port
 from api_support import Keys, random_hashes
@@ -247,3 +249,52 @@ def test_submit_errors(
     response = client.post("/v2/submit", data=data)
     assert response.status_code == 400
     assert response.json() == {"status": "error", "error": {"code": code, "message": message}}
+
+
+def test_submit_stores_an_over_long_client_version_and_file_format_cut_to_their_limits(
+    client: TestClient, keys: Keys, api_settings: Settings
+) -> None:
+    # each would otherwise be stored under a unique index (source.version, format.name) that
+    # refuses entries over 2704 bytes, failing the import of every batch it is part of
+    version, file_format = secrets.token_urlsafe(4500), secrets.token_urlsafe(4500)
+    response = client.post(
+        "/v2/submit",
+        data={
+            "client": keys.client_key,
+            "clientversion": version,
+            "user": keys.user_key,
+            "duration": "300",
+            "fingerprint": FINGERPRINT,
+            "mbid": str(uuid.uuid4()),
+            "fileformat": file_format,
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    [submission] = response.json()["submissions"]
+    [row] = submission_rows(api_settings, [submission["id"]])
+    assert row["application_version"] == version[: text_limits.CLIENT_VERSION]
+    assert row["format"] == file_format[: text_limits.FILE_FORMAT]
+
+
+def test_submit_refuses_a_foreign_id_longer_than_its_limit_with_error_10(
+    client: TestClient, keys: Keys
+) -> None:
+    foreignid = "vendor:" + "x" * (text_limits.FOREIGN_ID - len("vendor:") + 1)
+    response = client.post(
+        "/v2/submit",
+        data={
+            "client": keys.client_key,
+            "user": keys.user_key,
+            "duration": "300",
+            "fingerprint": FINGERPRINT,
+            "foreignid": foreignid,
+        },
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": 10,
+        "message": 'parameter "foreignid" is not a valid foreign ID, it must be at most '
+        f"{text_limits.FOREIGN_ID} characters",
+    }

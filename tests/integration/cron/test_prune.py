@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy import delete, func, select
 
 from acoustid_stack.config import Settings
 from acoustid_stack.cron.jobs import IMPORT_APPLIED_RETENTION, JobContext, prune_import_applied
+from acoustid_stack.cron.metrics import CronMetrics
 from acoustid_stack.db.schema.fingerprint import import_applied
 from acoustid_stack.submissions.connection import Reconnect, connect_nats
 from acoustid_stack.submissions.databases import open_databases
@@ -27,7 +29,11 @@ async def ctx(migrated_settings: Settings) -> AsyncIterator[JobContext]:
     nc = await connect_nats(migrated_settings.nats, reconnect=Reconnect.FAIL_FAST)
     try:
         yield JobContext(
-            settings=migrated_settings, databases=databases, redis=redis, js=nc.jetstream()
+            settings=migrated_settings,
+            databases=databases,
+            redis=redis,
+            js=nc.jetstream(),
+            metrics=CronMetrics(CollectorRegistry()),
         )
     finally:
         async with databases.fingerprint.begin() as conn:
