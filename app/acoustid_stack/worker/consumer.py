@@ -25,8 +25,6 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import psycopg
-import sqlalchemy.exc
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
@@ -36,20 +34,13 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from acoustid_stack.config import NatsSettings
+from acoustid_stack.db.row_errors import is_row_error
 from acoustid_stack.submissions.stream import ensure_stream
 from acoustid_stack.worker.interfaces import ImportOutcome
 from acoustid_stack.worker.metrics import WorkerMetrics
 from acoustid_stack.worker.outage import Outage
 
 logger = logging.getLogger(__name__)
-
-#: Failures caused by one row's data rather than by a service (see `_import_isolating`).
-ROW_ERRORS = (
-    sqlalchemy.exc.IntegrityError,
-    sqlalchemy.exc.DataError,
-    psycopg.IntegrityError,
-    psycopg.DataError,
-)
 
 #: what JetStream answers while a stream or consumer has no leader, or no server answers:
 #: 503 (incl. 10008 "JetStream system temporarily unavailable", 10023 insufficient
@@ -252,12 +243,15 @@ class SubmissionConsumer:
         self, ids: Sequence[int]
     ) -> tuple[Mapping[int, ImportOutcome], list[int]]:
         """Import `ids` together; (outcomes, ids that failed). When the batch fails on the
-        data of some row (a constraint, a bad value), it is halved until the submissions at
-        fault are alone, so that one of them does not hold back a whole batch for good.
-        Other failures (a database or the index down) fail the whole batch."""
+        data of some row (a constraint, a bad value, a value too large for its index:
+        `db.row_errors`), it is halved until the submissions at fault are alone, so that one
+        of them does not hold back a whole batch for good. Other failures (a database or the
+        index down) fail the whole batch."""
         try:
             return await self._import(ids), []
-        except ROW_ERRORS:
+        except Exception as exc:
+            if not is_row_error(exc):
+                raise
             if len(ids) == 1:
                 logger.exception("import of submission %d failed", ids[0])
                 self._metrics.errors.inc()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -145,6 +146,35 @@ async def test_a_submission_whose_row_cannot_be_written_does_not_hold_back_its_b
         assert outcomes(metrics, "imported") == len(others)
     finally:
         # later tests re-publish every pending submission of the session's database
+        s = ingest_db.submission
+        async with databases.ingest.begin() as conn:
+            await conn.execute(s.update().where(s.c.id == poisoned).values(handled=True))
+
+
+async def test_a_submission_with_a_value_too_large_for_its_index_does_not_hold_back_its_batch(
+    *,
+    consumer: Any,
+    nc: Client,
+    settings: Settings,
+    databases: Databases,
+    submit: Submit,
+    make_hashes: Any,
+) -> None:
+    others = await submit(*(make_hashes() for _ in range(6)))
+    # stored by an api without `text_limits`: 6 KB that PostgreSQL cannot compress, over the
+    # 2704 bytes an entry of the unique index on foreignid (vendor_id, name) may have
+    [poisoned] = await submit(make_hashes(), foreignid="vendor:" + secrets.token_urlsafe(4500))
+
+    try:
+        await publish_submissions(nc.jetstream(), settings.nats, [*others, poisoned])
+
+        await eventually(
+            lambda: _equals(handled(databases, others), len(others)), "others imported"
+        )
+        _, metrics = consumer
+        await eventually(lambda: _at_least(_value(metrics.errors._value.get()), 1), "error counted")
+        assert await handled(databases, [poisoned]) == 0
+    finally:
         s = ingest_db.submission
         async with databases.ingest.begin() as conn:
             await conn.execute(s.update().where(s.c.id == poisoned).values(handled=True))
