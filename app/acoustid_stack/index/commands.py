@@ -1,4 +1,4 @@
-"""`acoustid-stack index …`: restore a snapshot, rebuild from the database, reshard."""
+"""`acoustid-stack index …`: check, restore a snapshot, rebuild from the database, reshard."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from acoustid_stack.config.context import settings_from_context
 from acoustid_stack.errors import UserError
+from acoustid_stack.index.check import check_index
 from acoustid_stack.index.client import HashRing, ShardedIndexClient
+from acoustid_stack.index.durable import fsync_dir, fsync_tree, make_dirs
 from acoustid_stack.index.interfaces import Delete, FpindexError, Insert
 from acoustid_stack.index.registry import check_name
 from acoustid_stack.index.segment import SegmentFileError
 from acoustid_stack.index.snapshots import download_snapshot
-from acoustid_stack.index.store import IndexStore, verify_index_dir
+from acoustid_stack.index.store import MANIFEST, REPAIR_HINT, IndexStore, verify_index_dir
 
 BATCH = 1000
 
@@ -41,7 +43,39 @@ def _progress() -> Progress:
 
 @click.group()
 def index() -> None:
-    """Operate the fingerprint index: restore, rebuild, reshard."""
+    """Operate the fingerprint index: check, restore, rebuild, reshard."""
+
+
+# ---- check --------------------------------------------------------------------------
+
+
+@index.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="An index directory, or the data directory of the index server (checks each index).",
+)
+def check(directory: Path) -> None:
+    """Verify manifest, segment checksums and WAL records; change nothing.
+
+    Prints one line per problem and exits 1 if there is any. Run it with the server
+    stopped: a running server's merges remove files the check may be about to read.
+    """
+    if (directory / MANIFEST).exists():
+        paths = [directory]
+    else:
+        paths = [p for p in sorted(directory.iterdir()) if (p / MANIFEST).exists()]
+    if not paths:
+        raise UserError(f"{directory} holds no index (no {MANIFEST} in it or a sub-directory)")
+    results = [check_index(path) for path in paths]
+    problems = [line for result in results for line in result.problems]
+    for line in problems:
+        click.echo(line)
+    if problems:
+        raise UserError(f"{len(problems)} problem(s) under {directory}; {REPAIR_HINT}")
+    click.echo("ok: " + "; ".join(result.summary() for result in results))
 
 
 # ---- restore ------------------------------------------------------------------------
@@ -70,15 +104,18 @@ def restore(snapshot: str, data_dir: Path, name: str, force: bool) -> None:
     target = data_dir / name
     if target.exists() and not force:
         raise UserError(f"{target} exists; stop the server and pass --force to replace it")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(data_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".restore-{name}-", dir=data_dir))
     try:
         with _open_snapshot(snapshot) as stream:
             _extract(stream, staging)
         manifest = _verify(staging)
+        # the server acknowledges writes on top of these files: a power loss must keep them
+        fsync_tree(staging)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
+        fsync_dir(data_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     docs = sum(int(entry["docs"]) for entry in manifest["segments"])

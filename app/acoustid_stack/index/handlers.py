@@ -103,6 +103,8 @@ class Handlers:
 
     async def index_health(self, request: Request) -> Response:
         store = self._store(request)
+        if store.corruption is not None:
+            return PlainTextResponse("CORRUPT\n", status_code=503)
         if not store.ready:
             return PlainTextResponse("LOADING\n", status_code=503)
         return PlainTextResponse("OK\n")
@@ -198,8 +200,7 @@ class Handlers:
 
     async def status(self, request: Request) -> Response:
         store = self._store(request)
-        if not store.ready:
-            raise FpindexError("index is loading")
+        store.require_ready()
         return self._reply(
             request,
             {

@@ -68,8 +68,14 @@ class _StoreCollector(Collector):
             "wal": GaugeMetricFamily(
                 "fpindex_wal_size_bytes", "Bytes of write-ahead log on disk", labels=["index"]
             ),
+            "corrupt": GaugeMetricFamily(
+                "fpindex_index_corrupt",
+                "1 while the index refuses to serve because its files are damaged",
+                labels=["index"],
+            ),
         }
         for name, store in self._stores():
+            gauges["corrupt"].add_metric([name], int(store.corruption is not None))
             if not store.ready:
                 continue
             stats = store.stats()

@@ -10,7 +10,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from acoustid_stack.index.interfaces import BadRequestError, ConflictError, IndexNotFoundError
+from acoustid_stack.index.interfaces import (
+    BadRequestError,
+    ConflictError,
+    CorruptIndexError,
+    IndexNotFoundError,
+)
 from acoustid_stack.index.merge import MergePolicy
 from acoustid_stack.index.store import MANIFEST, IndexStore, MergeObserver
 
@@ -63,6 +68,9 @@ class IndexRegistry:
         for store in stores:
             try:
                 store.open()
+            except CorruptIndexError as exc:
+                # one line naming file, offset and the way out; the store answers 503
+                log.error("%s", exc)
             except Exception:
                 log.exception("index %s failed to load; it stays unavailable", store.path.name)
 

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from acoustid_stack.index.durable import fsync_dir
 from acoustid_stack.index.interfaces import FpindexError
 
 # 2^27 documents per segment keeps the directory ≤ 512 MiB; shards split beyond that.
@@ -43,7 +44,10 @@ Ordinals = NDArray[np.intp]
 
 
 class SegmentFileError(FpindexError):
-    """A segment or deletion file is unreadable or fails its checksum."""
+    """A segment or deletion file is unreadable or fails its checksum.
+
+    The message starts with the file's path: `<path>: <what is wrong>`.
+    """
 
 
 def sorted_unique(values: NDArray[Any]) -> NDArray[Any]:
@@ -281,6 +285,7 @@ class FileSegment(Segment):
             f.flush()
             os.fsync(f.fileno())
         tmp.rename(path)
+        fsync_dir(path.parent)
         return cls.open(path)
 
     @classmethod
@@ -291,12 +296,12 @@ class FileSegment(Segment):
                 size = os.fstat(f.fileno()).st_size
                 mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
         except OSError as exc:
-            raise SegmentFileError(f"cannot read segment {path}: {exc}") from exc
+            raise SegmentFileError(f"{path}: cannot read the segment: {exc.strerror}") from exc
         if mm is None or size < _HEADER.size:
-            raise SegmentFileError(f"segment {path} is truncated")
+            raise SegmentFileError(f"{path}: the segment is truncated")
         magic, header_len = _HEADER.unpack_from(mm, 0)
         if magic != _MAGIC:
-            raise SegmentFileError(f"{path} is not a segment file")
+            raise SegmentFileError(f"{path}: not a segment file")
         try:
             header = json.loads(mm[_HEADER.size : _HEADER.size + header_len])
             data_start = _aligned(_HEADER.size + header_len)
@@ -307,9 +312,9 @@ class FileSegment(Segment):
                     mm, dtype=np.dtype(ref.dtype), count=ref.count, offset=data_start + ref.offset
                 )
                 if verify and zlib.crc32(_bytes(arrays[name])) != ref.crc32:
-                    raise SegmentFileError(f"segment {path}: {name} fails its checksum")
+                    raise SegmentFileError(f"{path}: segment array {name} fails its checksum")
         except (KeyError, ValueError, TypeError) as exc:
-            raise SegmentFileError(f"segment {path} is damaged: {exc}") from exc
+            raise SegmentFileError(f"{path}: the segment header is damaged: {exc}") from exc
         mm.madvise(mmap.MADV_RANDOM)
         return cls(
             segment_id=int(header["segment_id"]),

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 
+from acoustid_stack.index.durable import fsync_dir
 from acoustid_stack.index.interfaces import FpindexError
 from acoustid_stack.index.store import MANIFEST, manifest_files
-from acoustid_stack.index.wal import _fsync_dir
 
 #: A large shard streams for minutes; only connecting has to be quick.
 SNAPSHOT_TIMEOUT = httpx.Timeout(600, connect=5)
@@ -53,7 +53,7 @@ async def download_snapshot(shard: str, index: str, destination: Path) -> int:
                 await asyncio.to_thread(os.fsync, out.fileno())
         check_archive(partial, url)
         partial.replace(destination)
-        _fsync_dir(destination.parent)
+        fsync_dir(destination.parent)
     except httpx.HTTPError as exc:
         raise FpindexError(f"snapshot of {url} failed: {exc}") from exc
     finally:

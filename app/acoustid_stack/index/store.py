@@ -10,7 +10,13 @@ Layout of an index directory:
 Contract: `update` returns only after its WAL record is fsynced, so a restart (also
 after kill -9) recovers manifest + WAL replay = every acknowledged change and nothing
 else. Files are never modified after they are written, which is what lets a snapshot
-be a set of hard links.
+be a set of hard links. Every file and directory is fsynced, and so is the directory
+that names it after it is created or renamed, so this holds after a power loss too.
+
+Damaged files (a segment failing its checks, a WAL record that is not the torn tail of
+a crash, see wal.py) leave the store corrupt: it refuses reads and writes with
+CorruptIndexError and touches nothing on disk, until the index is restored from a
+snapshot or rebuilt from the database.
 """
 
 from __future__ import annotations
@@ -23,16 +29,18 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from acoustid_stack.index.durable import fsync_dir, make_dirs
 from acoustid_stack.index.interfaces import (
     Change,
     ConflictError,
+    CorruptIndexError,
     DocumentNotFoundError,
     IndexInfo,
     Insert,
@@ -51,7 +59,7 @@ from acoustid_stack.index.segment import (
     sorted_unique,
     unique_counts,
 )
-from acoustid_stack.index.wal import WriteAheadLog, _fsync_dir
+from acoustid_stack.index.wal import WalCorruptionError, WriteAheadLog
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,11 @@ WAL_DIR = "wal"
 _FORMAT = 1
 # replaying a long WAL creates one memory segment per record; fold them as we go
 _REPLAY_FOLD_AT = 32
+
+REPAIR_HINT = (
+    "restore a snapshot with `acoustid-stack index restore` "
+    "or rebuild with `acoustid-stack index rebuild`"
+)
 
 # (index name, kind of work, seconds)
 MergeObserver = Callable[[str, str, float], None]
@@ -103,6 +116,8 @@ class IndexStore:
         self.generation = 1
         self.metadata: dict[str, MetadataValue] = {}
         self.ready = False
+        #: why the index refuses to serve (damaged files found by `open`), else None
+        self.corruption: str | None = None
         self._last_write = time.monotonic()
         self._compacted_since_write = False
 
@@ -110,14 +125,40 @@ class IndexStore:
 
     @classmethod
     def create(cls, path: Path, *, generation: int = 1, **kwargs: Any) -> IndexStore:
-        (path / SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
+        make_dirs(path / SEGMENTS_DIR)
         store = cls(path, **kwargs)
         store.generation = generation
         store._write_manifest()
         return store
 
     def open(self) -> None:
-        """Recover: map the manifest's segments, then replay the WAL after its version."""
+        """Recover: map the manifest's segments, then replay the WAL after its version.
+
+        On damaged files the store stays corrupt (`corruption` says why) and raises
+        CorruptIndexError, now and on every use, having changed nothing on disk.
+        """
+        self.corruption = None
+        try:
+            replayed = self._recover()
+        except (SegmentFileError, WalCorruptionError) as exc:
+            self._segments = ()
+            self.corruption = (
+                f"index {self.path.name} is corrupt and refuses to serve: {exc}; {REPAIR_HINT}"
+            )
+            raise CorruptIndexError(self.corruption) from exc
+        self._wal.open(self.version + 1)
+        self._remove_unreferenced_files()
+        self.ready = True
+        log.info(
+            "index %s: version %d, %d segments, %d WAL records replayed",
+            self.path.name,
+            self.version,
+            len(self._segments),
+            replayed,
+        )
+
+    def _recover(self) -> int:
+        """Load the manifest's segments and apply the WAL; the number of records replayed."""
         manifest = read_manifest(self.path)
         self.generation = int(manifest.get("generation", 1))
         self.version = self.checkpoint_version = int(manifest["version"])
@@ -129,8 +170,7 @@ class IndexStore:
             segment = FileSegment.open(self.path / SEGMENTS_DIR / entry["file"])
             if entry.get("deleted"):
                 self._deletion_files[segment.segment_id] = entry["deleted"]
-                ords = np.load(self.path / SEGMENTS_DIR / entry["deleted"])
-                segment.set_deleted_ordinals(ords)
+                segment.set_deleted_ordinals(load_tombstones(self.path, entry["deleted"]))
             segments.append(segment)
         self._segments = tuple(segments)
         replayed = 0
@@ -139,16 +179,7 @@ class IndexStore:
             replayed += 1
             if sum(1 for s in self._segments if s.kind == "memory") >= _REPLAY_FOLD_AT:
                 self._fold_memory()
-        self._wal.open(self.version + 1)
-        self._remove_unreferenced_files()
-        self.ready = True
-        log.info(
-            "index %s: version %d, %d segments, %d WAL records replayed",
-            self.path.name,
-            self.version,
-            len(self._segments),
-            replayed,
-        )
+        return replayed
 
     def close(self) -> None:
         with self._maintenance_lock, self._write_lock:
@@ -165,7 +196,7 @@ class IndexStore:
         expected_version: int | None = None,
     ) -> int:
         """Apply changes atomically; returns the new version once the WAL is fsynced."""
-        self._require_ready()
+        self.require_ready()
         with self._write_lock:
             if expected_version is not None and expected_version != self.version:
                 raise ConflictError(
@@ -220,7 +251,7 @@ class IndexStore:
 
     def search(self, query: Sequence[int] | U32, options: SearchOptions) -> list[SearchHit]:
         """Documents sharing the most distinct terms with `query` (fpindex semantics)."""
-        self._require_ready()
+        self.require_ready()
         terms = sorted_unique(np.asarray(query, dtype=np.uint32))
         if not len(terms):
             return []
@@ -264,7 +295,7 @@ class IndexStore:
 
     def document_version(self, doc_id: int) -> int:
         """Version that wrote the live copy of `doc_id`."""
-        self._require_ready()
+        self.require_ready()
         probe = np.array([doc_id], dtype=np.uint32)
         for segment in reversed(self._segments):
             ordinal = int(segment.find(probe)[0])
@@ -273,7 +304,7 @@ class IndexStore:
         raise DocumentNotFoundError(f"document {doc_id} is not in the index")
 
     def info(self) -> IndexInfo:
-        self._require_ready()
+        self.require_ready()
         segments = self._segments
         lows = [int(s.docs[~s.deleted].min()) for s in segments if s.live_docs]
         highs = [int(s.docs[~s.deleted].max()) for s in segments if s.live_docs]
@@ -299,7 +330,10 @@ class IndexStore:
             wal_bytes=self._wal.size_bytes,
         )
 
-    def _require_ready(self) -> None:
+    def require_ready(self) -> None:
+        """Raise CorruptIndexError or NotReadyError unless the index can serve."""
+        if self.corruption is not None:
+            raise CorruptIndexError(self.corruption)
         if not self.ready:
             raise NotReadyError(f"index {self.path.name} is loading")
 
@@ -453,7 +487,7 @@ class IndexStore:
     def _write_manifest(self) -> None:
         """Atomically replace manifest.json; caller holds the write lock."""
         segment_dir = self.path / SEGMENTS_DIR
-        segment_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(segment_dir)
         self._manifest_serial += 1
         entries = []
         for segment in self._segments:
@@ -476,6 +510,8 @@ class IndexStore:
                     "postings": segment.num_postings,
                 }
             )
+        if self._dirty:
+            fsync_dir(segment_dir)  # the manifest must not name a tombstone file lost
         self._dirty.clear()
         manifest = {
             "format": _FORMAT,
@@ -493,14 +529,16 @@ class IndexStore:
             f.flush()
             os.fsync(f.fileno())
         tmp.rename(self.path / MANIFEST)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
 
     def snapshot(self, destination: Path) -> list[str]:
         """Hard-link a consistent checkpoint (manifest + its files) into `destination`.
 
         Returns the relative paths, manifest first. Writes continue meanwhile; they are
-        after the snapshot's version and not part of it.
+        after the snapshot's version and not part of it. A corrupt or loading index
+        has no consistent checkpoint to give.
         """
+        self.require_ready()
         self.checkpoint()
         with self._maintenance_lock:
             names = [MANIFEST, *manifest_files(read_manifest(self.path))]
@@ -552,11 +590,15 @@ def read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest: dict[str, Any] = json.loads((path / MANIFEST).read_text())
     except FileNotFoundError as exc:
-        raise SegmentFileError(f"{path} has no {MANIFEST}: not an index directory") from exc
+        raise SegmentFileError(f"{path / MANIFEST}: missing, not an index directory") from exc
     except (OSError, ValueError) as exc:
-        raise SegmentFileError(f"{path / MANIFEST} is unreadable: {exc}") from exc
-    if manifest.get("format") != _FORMAT:
-        raise SegmentFileError(f"{path / MANIFEST}: unknown format {manifest.get('format')!r}")
+        raise SegmentFileError(f"{path / MANIFEST}: unreadable: {exc}") from exc
+    found = manifest.get("format") if isinstance(manifest, dict) else None
+    if found != _FORMAT:
+        raise SegmentFileError(f"{path / MANIFEST}: unknown format {found!r}")
+    missing = {"version", "next_segment_id", "segments"} - manifest.keys()
+    if missing:
+        raise SegmentFileError(f"{path / MANIFEST}: lacks {', '.join(sorted(missing))}")
     return manifest
 
 
@@ -570,14 +612,33 @@ def manifest_files(manifest: dict[str, Any]) -> list[str]:
     return names
 
 
+def load_tombstones(path: Path, name: str) -> U32:
+    """The deleted ordinals stored in `segments/<name>` of the index at `path`."""
+    file = path / SEGMENTS_DIR / name
+    try:
+        ords: U32 = np.load(file)
+    except (OSError, ValueError) as exc:
+        raise SegmentFileError(f"{file}: unreadable tombstones: {exc}") from exc
+    return ords
+
+
+def segment_problems(path: Path, manifest: dict[str, Any]) -> Iterator[SegmentFileError]:
+    """Every file `manifest` names that is missing or fails its checks (checksums)."""
+    for entry in manifest["segments"]:
+        try:
+            FileSegment.open(path / SEGMENTS_DIR / entry["file"], verify=True)
+        except SegmentFileError as exc:
+            yield exc
+        if entry.get("deleted"):
+            try:
+                load_tombstones(path, entry["deleted"])
+            except SegmentFileError as exc:
+                yield exc
+
+
 def verify_index_dir(path: Path) -> dict[str, Any]:
     """Check manifest and every referenced file (checksums); returns the manifest."""
     manifest = read_manifest(path)
-    for entry in manifest["segments"]:
-        FileSegment.open(path / SEGMENTS_DIR / entry["file"], verify=True)
-        if entry.get("deleted"):
-            try:
-                np.load(path / SEGMENTS_DIR / entry["deleted"])
-            except (OSError, ValueError) as exc:
-                raise SegmentFileError(f"tombstones {entry['deleted']}: {exc}") from exc
+    for problem in segment_problems(path, manifest):
+        raise problem
     return manifest

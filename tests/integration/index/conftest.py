@@ -15,14 +15,14 @@ from index_servers import IndexServer
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., IndexServer]]:
-    """Factory: start_server(data_dir=None) -> a running IndexServer."""
+    """Factory: start_server(data_dir=None, health=b"OK\n") -> a running IndexServer."""
     servers: list[IndexServer] = []
 
-    def start(data_dir: Path | None = None) -> IndexServer:
+    def start(data_dir: Path | None = None, health: bytes = b"OK\n") -> IndexServer:
         directory = data_dir or tmp_path / f"data-{len(servers)}"
         server = IndexServer(directory, tmp_path / "logs")
         servers.append(server)
-        return server.start()
+        return server.start(health)
 
     try:
         yield start

@@ -34,6 +34,7 @@ class IndexServer:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.health = b"OK\n"
         exe = shutil.which("acoustid-stack")
         assert exe is not None, "acoustid-stack is not installed"
         self.process = ManagedProcess(
@@ -56,11 +57,13 @@ class IndexServer:
 
     def _ready(self) -> bool:
         try:
-            return http_json("GET", f"{self.url}/{INDEX}/_health")[0] == 200
+            return http_json("GET", f"{self.url}/{INDEX}/_health")[1] == self.health
         except OSError:
             return False
 
-    def start(self) -> IndexServer:
+    def start(self, health: bytes = b"OK\n") -> IndexServer:
+        """Start and wait until the index answers `health` (b"CORRUPT\n" for a damaged one)."""
+        self.health = health
         self.process.start()
         self.process.wait_ready(60)
         return self

@@ -5,7 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from acoustid_stack.index.interfaces import ConflictError, Delete, Insert, SearchOptions
+from acoustid_stack.index.interfaces import (
+    ConflictError,
+    CorruptIndexError,
+    Delete,
+    Insert,
+    SearchOptions,
+)
 from acoustid_stack.index.merge import MergePolicy
 from acoustid_stack.index.store import IndexStore
 
@@ -61,3 +67,58 @@ def test_snapshot_is_a_consistent_set_of_hard_links(tmp_path: Path) -> None:
     assert names[0] == "manifest.json"
     assert copy.info().num_docs == 49
     assert copy.search(terms(100), SearchOptions()) == []
+
+
+def flip_byte_in_second_record(wal_file: Path) -> tuple[int, bytes]:
+    """Damage the second record of `wal_file`; (its offset, the damaged file's bytes)."""
+    data = bytearray(wal_file.read_bytes())
+    second = 12 + int.from_bytes(data[4:8], "little")
+    data[second + 20] ^= 0xFF
+    wal_file.write_bytes(bytes(data))
+    return second, bytes(data)
+
+
+def test_a_corrupt_wal_leaves_the_store_refusing_to_serve_with_every_record_kept(
+    tmp_path: Path,
+) -> None:
+    store = IndexStore.create(tmp_path / "i", policy=LAZY)
+    store.open()
+    for i in range(1, 6):
+        store.update([Insert(i, terms(i))])
+    store.close()
+    (wal_file,) = (tmp_path / "i" / "wal").iterdir()
+    offset, damaged = flip_byte_in_second_record(wal_file)
+
+    reopened = IndexStore(tmp_path / "i", policy=LAZY)
+    with pytest.raises(CorruptIndexError) as raised:
+        reopened.open()
+    assert raised.value.status == 503
+    assert str(raised.value) == reopened.corruption
+    assert f"{wal_file}: the record at offset {offset} is damaged and a valid record follows" in (
+        str(raised.value)
+    )
+    assert "`acoustid-stack index restore`" in str(raised.value)
+    assert "`acoustid-stack index rebuild`" in str(raised.value)
+    with pytest.raises(CorruptIndexError):
+        reopened.search(terms(1), SearchOptions())
+    with pytest.raises(CorruptIndexError):
+        reopened.update([Insert(9, terms(9))])
+    with pytest.raises(CorruptIndexError):
+        reopened.snapshot(tmp_path / "snap")
+    assert not reopened.maintain()
+    assert wal_file.read_bytes() == damaged  # nothing truncated, nothing appended
+
+
+def test_a_damaged_segment_file_leaves_the_store_corrupt(tmp_path: Path) -> None:
+    store = IndexStore.create(tmp_path / "i", policy=LAZY)
+    store.open()
+    store.update([Insert(i, terms(i)) for i in range(1, 20)])
+    store.checkpoint()
+    store.close()
+    (segment,) = (tmp_path / "i" / "segments").glob("*.fpseg")
+    segment.write_bytes(segment.read_bytes()[:100])
+    reopened = IndexStore(tmp_path / "i", policy=LAZY)
+    with pytest.raises(CorruptIndexError, match=f"{segment}: "):
+        reopened.open()
+    with pytest.raises(CorruptIndexError):
+        reopened.info()
