@@ -1,4 +1,4 @@
-"""Helpers shared by the worker integration tests: polling and import counts.
+"""Helpers shared by the worker integration tests: polling, import counts, index shards.
 
 Importable from any test because the root conftest puts `tests/` on sys.path.
 """
@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 
 from acoustid_stack.db.schema import ingest as ingest_db
+from acoustid_stack.local.process import ManagedProcess
 from acoustid_stack.submissions.databases import Databases
 
 DEADLINE = 60.0  # polls end as soon as their condition holds
@@ -34,3 +36,15 @@ async def handled(databases: Databases, ids: list[int]) -> int:
             select(func.count()).where(s.c.id.in_(ids), s.c.handled.is_(True))
         )
     return int(count or 0)
+
+
+@dataclass(frozen=True)
+class IndexShard:
+    """A real index server (`acoustid-stack run index`) a test may stop and start again."""
+
+    process: ManagedProcess
+    url: str
+
+    def start(self) -> None:
+        self.process.start()
+        self.process.wait_ready(30)

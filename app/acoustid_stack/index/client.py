@@ -5,7 +5,9 @@ shard, so adding a shard moves only ~1/(n+1) of the ids (`index reshard` copies 
 
 Failure policy: a search fans out to every shard and answers from those that replied
 within the timeout; a missing shard is logged and counted in
-`acoustid_index_shard_failures_total`, never waited for past the timeout. A write to a
+`acoustid_index_shard_failures_total`, never waited for past the timeout. That suits
+lookups; an import must not decide "no match" without every shard, so `search_many(…,
+require_all=True)` raises ShardUnavailableError instead of leaving a shard out. A write to a
 shard that fails raises ShardUnavailableError so the caller retries (the importer's
 message is redelivered); writes are idempotent (insert = replace), so retrying is safe.
 """
@@ -224,13 +226,18 @@ class ShardedIndexClient:
         return merge_hits([hit for hits in replies if hits for hit in hits], options)
 
     async def search_many(
-        self, queries: Sequence[Sequence[int]], options: SearchOptions | None = None
+        self,
+        queries: Sequence[Sequence[int]],
+        options: SearchOptions | None = None,
+        *,
+        require_all: bool = False,
     ) -> list[list[SearchHit]]:
         """`search` of every query (in order), one `_msearch` request per shard: the HTTP
         cost of one search instead of one per query. `options.timeout` bounds each shard's
         whole answer; more than `protocol.MAX_QUERIES` queries go in several requests. A shard
         that refuses `_msearch` (an upstream fpindex) is searched one query at a time for the
-        next `SINGLE_SEARCH_SECONDS`; shards that fail or time out are left out."""
+        next `SINGLE_SEARCH_SECONDS`; shards that fail or time out are left out, or with
+        `require_all` raise ShardUnavailableError naming them."""
         options = options or SearchOptions()
         lists = [[int(h) for h in query] for query in queries]
         found: list[list[SearchHit]] = []
@@ -239,8 +246,18 @@ class ShardedIndexClient:
             replies = await asyncio.gather(
                 *(self._search_many_on(shard, chunk, options) for shard in self.ring.shards)
             )
+            if require_all and (
+                missing := [
+                    shard
+                    for shard, reply in zip(self.ring.shards, replies, strict=True)
+                    if any(hits is None for hits in reply)
+                ]
+            ):
+                raise ShardUnavailableError(
+                    f"search failed on {', '.join(missing)}; the answer would be incomplete"
+                )
             found += [
-                merge_hits([hit for reply in replies if reply for hit in reply[i]], options)
+                merge_hits([hit for reply in replies for hit in reply[i] or ()], options)
                 for i in range(len(chunk))
             ]
         return found
@@ -262,7 +279,8 @@ class ShardedIndexClient:
 
     async def _search_many_on(
         self, shard: str, queries: list[list[int]], options: SearchOptions
-    ) -> list[list[SearchHit]] | None:
+    ) -> list[list[SearchHit] | None]:
+        """One shard's hits per query; None (logged and counted) where it did not answer."""
         if time.monotonic() >= self._single_search_until.get(shard, 0.0):
             body = _search_body(options) | {"queries": queries}
             deadline = options.timeout + SEARCH_MARGIN
@@ -277,7 +295,7 @@ class ShardedIndexClient:
             except FpindexError as error:
                 if not 400 <= error.status < 500:
                     self._search_failed(shard, error, deadline)
-                    return None
+                    return [None] * len(queries)
                 log.info(
                     "index shard %s refused _msearch (%s); searching it query by query",
                     shard,
@@ -286,13 +304,13 @@ class ShardedIndexClient:
                 self._single_search_until[shard] = time.monotonic() + SINGLE_SEARCH_SECONDS
             except Exception as error:  # as `search`: a failed shard is left out
                 self._search_failed(shard, error, deadline)
-                return None
+                return [None] * len(queries)
         one_by_one = asyncio.Semaphore(CONCURRENT_SEARCHES)
 
-        async def one(query: list[int]) -> list[SearchHit]:
+        async def one(query: list[int]) -> list[SearchHit] | None:
             async with one_by_one:
                 body = _search_body(options) | {"q": query}
-                return await self._search_on(shard, body, options) or []
+                return await self._search_on(shard, body, options)
 
         return list(await asyncio.gather(*(one(query) for query in queries)))
 

@@ -52,7 +52,8 @@ class CorruptIndexError(NotReadyError):
 
 
 class ShardUnavailableError(FpindexError):
-    """A shard that owns the ids being written did not answer: the caller must retry."""
+    """A shard that owns the ids being written, or that a complete search needs, did not
+    answer: the caller must retry."""
 
     status = 503
 
@@ -114,8 +115,15 @@ class FingerprintIndex(Protocol):
     ) -> list[SearchHit]: ...
 
     async def search_many(
-        self, queries: Sequence[Sequence[int]], options: SearchOptions | None = None
-    ) -> list[list[SearchHit]]: ...
+        self,
+        queries: Sequence[Sequence[int]],
+        options: SearchOptions | None = None,
+        *,
+        require_all: bool = False,
+    ) -> list[list[SearchHit]]:
+        """Hits per query; a shard that does not answer is left out, or with `require_all`
+        raises ShardUnavailableError (an import must not miss a match, a lookup may)."""
+        ...
 
     async def update(
         self,

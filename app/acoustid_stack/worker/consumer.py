@@ -7,6 +7,12 @@ growing delay; a message nobody could handle in `max_deliver` attempts is termin
 submission stays pending in the ingest database, where the cron outbox re-publishes it
 later. A message whose body is not a submission id is terminated.
 
+An index shard that does not answer (ShardUnavailableError: the planner's complete search,
+or the write of a new fingerprint) defers the batch the same way, counted in
+`worker_batches_deferred_total{reason="index_shard_unavailable"}` rather than as an error:
+nothing was written, and a shard outage longer than the deliveries last only hands the
+submissions to the outbox.
+
 Failure policy for JetStream itself: the worker re-binds in place and never exits for an
 outage. A pull nobody answers (503) or a fetch timing out during an outage is followed by a
 look at the consumer: still there (no leader yet, a node lost) → wait with backoff
@@ -35,9 +41,10 @@ from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from acoustid_stack.config import NatsSettings
 from acoustid_stack.db.row_errors import is_row_error
+from acoustid_stack.index.interfaces import ShardUnavailableError
 from acoustid_stack.submissions.stream import ensure_stream
 from acoustid_stack.worker.interfaces import ImportOutcome
-from acoustid_stack.worker.metrics import WorkerMetrics
+from acoustid_stack.worker.metrics import SHARD_UNAVAILABLE, WorkerMetrics
 from acoustid_stack.worker.outage import Outage
 
 logger = logging.getLogger(__name__)
@@ -225,6 +232,11 @@ class SubmissionConsumer:
         started = time.perf_counter()
         try:
             outcomes, failed = await self._import_isolating(list(by_id))
+        except ShardUnavailableError as exc:
+            logger.warning("deferring a batch of %d submissions: %s", len(by_id), exc)
+            self._metrics.deferred.labels(SHARD_UNAVAILABLE).inc()
+            await asyncio.gather(*(self._retry_later(m) for batch in by_id.values() for m in batch))
+            return
         except Exception:
             logger.exception("import of a batch of %d submissions failed", len(by_id))
             self._metrics.errors.inc()

@@ -6,12 +6,16 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from acoustid_stack.worker.interfaces import ImportOutcome
 
+#: `worker_batches_deferred_total` reason: an index shard did not answer the batch's
+#: searches or writes
+SHARD_UNAVAILABLE = "index_shard_unavailable"
+
 
 class WorkerMetrics:
     """`worker_imports_total{outcome}`, `worker_import_errors_total`,
     `worker_import_duration_seconds`, `worker_jetstream_available`,
-    `worker_jetstream_outages_total`, `worker_consumer_recreations_total`; pass a fresh
-    registry in tests."""
+    `worker_jetstream_outages_total`, `worker_consumer_recreations_total`,
+    `worker_batches_deferred_total{reason}`; pass a fresh registry in tests."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.imports = Counter(
@@ -48,3 +52,11 @@ class WorkerMetrics:
             "Times the stream or durable consumer was found missing and created again.",
             registry=registry,
         )
+        self.deferred = Counter(
+            "worker_batches_deferred",
+            "Fetched batches sent back unimported because a service they need was incomplete "
+            "(index_shard_unavailable: an index shard did not answer).",
+            ["reason"],
+            registry=registry,
+        )
+        self.deferred.labels(SHARD_UNAVAILABLE)

@@ -10,6 +10,9 @@ it by) and a member of its track for the "every fingerprint fits" rule. So the s
 twice in one batch ends up on one track, and a near-identical copy reuses the new
 fingerprint.
 
+Every shard must answer the searches (`require_all`): a placement decided without one of
+them raises ShardUnavailableError and nothing is planned.
+
 The caller holds the import locks (`locks.take_batch_locks`) and runs the queries inside its
 fingerprint-database transaction, so no concurrent import can slip between search and write.
 
@@ -91,8 +94,12 @@ class BatchPlanner:
 
     async def plan(self, conn: AsyncConnection, batch: Sequence[Importable]) -> BatchPlan:
         """Placements aligned with `batch`, which must be in the order to import in."""
+        # a shard left out would hide the match it holds and the song would get a second
+        # fingerprint and track: the batch waits for every shard instead (the caller retries)
         searches = await self._index.search_many(
-            [item.terms.view(np.uint32).tolist() for item in batch], self._search
+            [item.terms.view(np.uint32).tolist() for item in batch],
+            self._search,
+            require_all=True,
         )
         hits = [_candidates(found) for found in searches]
         stored = await _load_fingerprints(conn, {i for found in hits for i in found})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -102,6 +103,7 @@ def test_search_many_answers_as_searches_one_by_one_would_also_with_a_shard_down
             options = SearchOptions(limit=3)
             many = await client.search_many(queries, options)
             assert many == [await client.search(q, options) for q in queries]
+            assert await client.search_many(queries, options, require_all=True) == many
             assert [hits[0].id for hits in many[:40]] == list(docs)[:40]
             assert many[40] == []
             # the batch route was used, or refused and every shard searched query by query
@@ -112,7 +114,11 @@ def test_search_many_answers_as_searches_one_by_one_would_also_with_a_shard_down
 
             down = cluster[2]
             down.kill()
-            many = await client.search_many(queries[:40], SearchOptions(limit=3, timeout=0.5))
+            degraded = SearchOptions(limit=3, timeout=0.5)
+            # an import must not take a shard's silence for "no match"
+            with pytest.raises(ShardUnavailableError, match=re.escape(down.url)):
+                await client.search_many(queries[:40], degraded, require_all=True)
+            many = await client.search_many(queries[:40], degraded)
             for doc_id, hits in zip(list(docs)[:40], many, strict=True):
                 if client.ring.owner(doc_id) == down.url:
                     assert doc_id not in {h.id for h in hits}

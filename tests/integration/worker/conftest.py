@@ -26,6 +26,7 @@ from acoustid_stack.submissions.databases import Databases, open_databases
 from acoustid_stack.submissions.store import NewSubmission, insert_submissions
 from acoustid_stack.submissions.stream import ensure_stream
 from acoustid_stack.worker.importer import SubmissionImporter
+from worker_support import IndexShard
 
 CLI = [sys.executable, "-c", "from acoustid_stack.cli import main; main()"]
 
@@ -51,6 +52,30 @@ def index_url(
     )
     with running(made) as url:
         yield url
+
+
+@pytest.fixture
+def index_shards(test_environ: dict[str, str], tmp_path: Path) -> Iterator[list[IndexShard]]:
+    """Two real index servers of this test's own, started; a test may stop and start one
+    again (same data folder). Stopped at teardown."""
+    shards = [
+        IndexShard(
+            *index_process(
+                tmp_path / f"index-{i}",
+                free_port(),
+                log_path=tmp_path / f"index-{i}.log",
+                env=child_environ(test_environ),
+            )
+        )
+        for i in (1, 2)
+    ]
+    try:
+        for shard in shards:
+            shard.start()
+        yield shards
+    finally:
+        for shard in shards:
+            shard.process.stop()
 
 
 @pytest.fixture
