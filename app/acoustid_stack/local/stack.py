@@ -28,6 +28,9 @@ from acoustid_stack.local.servers import (
     redis_process,
 )
 from acoustid_stack.local.supervisor import Service
+from acoustid_stack.ops.interfaces import Cluster
+from acoustid_stack.ops.layout import BackupRepository
+from acoustid_stack.ops.postgres_backups import configure_backups
 from acoustid_stack.sizing import Profile, load_sizing
 
 DEFAULT_PORTS = {
@@ -39,6 +42,9 @@ DEFAULT_PORTS = {
     "web": 5001,
 }
 SYSTEM_PORTS = {"postgresql": 5432, "redis": 6379, "nats": 4222}
+#: a quiet PostgreSQL still archives its WAL this often: at most this much is lost when the
+#: data folder is (RPO); hosts use the same
+ARCHIVE_TIMEOUT = "30s"
 INFRASTRUCTURE = ("postgresql", "redis", "nats")
 INDEX_NAME = "fingerprints"
 
@@ -81,6 +87,11 @@ class Layout:
     @property
     def index_snapshots(self) -> Path:
         return self.root / "index-snapshots"
+
+    @property
+    def backups(self) -> Path:
+        """The backup repository `acoustid-stack backup …` uses by default."""
+        return self.root / "backup"
 
     def service_dir(self, name: str) -> Path:
         return self.root / name
@@ -198,9 +209,17 @@ class Stack:
             derived = scaled_to_machine(load_sizing().profile(self.options.profile)).derived
         if name == "postgresql":
             settings = derived.postgresql.parameters() if derived else None
-            return postgres_process(
+            process = postgres_process(
                 data, self.ports[name], log_path=log, settings=settings, prefer_pip=prefer_pip
             )[0]
+            # on the command line, not in postgresql.conf: a stack made before it archives too
+            backups = configure_backups(
+                BackupRepository(self.layout.backups), Cluster(data, self.ports[name]), "basebackup"
+            )
+            archiving = backups.archive_settings() | {"archive_timeout": ARCHIVE_TIMEOUT}
+            for key, value in archiving.items():
+                process.argv += ["-c", f"{key}={value}"]
+            return process
         if name == "redis":
             extra = ["--appendonly", "yes", "--appendfsync", "everysec"]
             if derived:

@@ -9,6 +9,7 @@ status.json and the metrics file.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import subprocess
@@ -18,30 +19,55 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import redis
 
 from acoustid_stack.config import DatabaseName, Settings
 from acoustid_stack.errors import UserError
 from acoustid_stack.index.interfaces import FpindexError
 from acoustid_stack.index.snapshots import download_snapshot
-from acoustid_stack.local.binaries import find_binary
+from acoustid_stack.local.binaries import require_binary
 from acoustid_stack.ops import status
+from acoustid_stack.ops.interfaces import BaseBackup
 from acoustid_stack.ops.layout import BackupRepository, StackFiles
-from acoustid_stack.ops.pgbackrest import PgBackRest
+from acoustid_stack.ops.pgtools import binary_major, prefer_pip_for, server_major
+from acoustid_stack.ops.postgres_backups import open_backups
 from acoustid_stack.ops.retention import Retention
 from acoustid_stack.redis_client import connect_redis_sync
 
 DATABASES: tuple[DatabaseName, ...] = ("app", "fingerprint", "ingest")
+#: the tables whose row counts a dump records and `backup verify` compares
+COUNTED: dict[DatabaseName, tuple[str, ...]] = {
+    "fingerprint": ("track", "fingerprint", "track_mbid"),
+    "ingest": ("submission", "pending_submission", "submission_result"),
+    "app": ("account", "application"),
+}
 REDIS_SAVE_TIMEOUT = 120.0
+DUMP_TIMEOUT = 3600
 
 
 def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def checksums(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under `folder` but meta.json and DONE, by relative path."""
+    sums = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name not in ("meta.json", "DONE"):
+            with path.open("rb") as handle:
+                sums[str(path.relative_to(folder))] = hashlib.file_digest(
+                    handle, "sha256"
+                ).hexdigest()
+    return sums
+
+
 def _finish(repo: BackupRepository, kind: str, folder: Path, details: dict[str, Any]) -> Path:
+    """Seal a backup: meta.json with its size and checksums (so `backup verify` notices bit
+    rot and partial copies), then DONE."""
     size = folder_size(folder)
     meta = {"kind": kind, "taken_at": details.pop("taken_at"), "bytes": size, **details}
+    meta["sha256"] = checksums(folder)
     (folder / "meta.json").write_text(json.dumps(meta, indent=2))
     (folder / "DONE").touch()
     status.record(repo, kind, event="success", size=size)
@@ -57,57 +83,51 @@ def recorded(repo: BackupRepository, kind: str, take: Callable[[], Path | None])
         raise
 
 
-def backup_postgresql(repo: BackupRepository, kind: str | None = None) -> None:
-    """A pgBackRest backup: `kind` full/diff/incr, default incr when a full one exists."""
-    pgbackrest = PgBackRest(repo.pgbackrest_config)
-    if kind is None:
-        kind = "incr" if pgbackrest.info().get("backup") else "full"
-    pgbackrest.backup(kind)
-    backups = pgbackrest.info().get("backup", [])
-    size = int(backups[-1]["info"]["repository"]["delta"]) if backups else None
-    status.record(repo, "postgresql", event="success", size=size)
+def backup_postgresql(repo: BackupRepository, kind: str | None = None) -> BaseBackup:
+    """A base backup with the repository's tool (`kind` full/diff/incr for pgBackRest)."""
+    made = open_backups(repo).backup(kind)
+    status.record(repo, "postgresql", event="success", size=made.size)
+    return made
 
 
-def pg_dump_for(server_major: int) -> Path:
-    """A pg_dump at least as new as the server (Debian's or the pip-shipped one)."""
-    for prefer_pip in (False, True):
-        found = find_binary("pg_dump", prefer_pip=prefer_pip)
-        if found is None:
-            continue
-        version = subprocess.run(
-            [str(found), "--version"], capture_output=True, text=True, check=False
-        ).stdout
-        major = int(version.split()[-1].split(".")[0]) if version else 0
-        if major >= server_major:
-            return found
-    raise UserError(
-        f"no pg_dump for PostgreSQL {server_major}; "
-        f"apt-get install postgresql-client-{server_major}"
-    )
+def table_counts(conn: psycopg.Connection[Any], database: DatabaseName) -> dict[str, int]:
+    """Rows of the tables `backup verify` compares, as `<database>.<table>`."""
+    counts = {}
+    for table in COUNTED[database]:
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+        counts[f"{database}.{table}"] = int(row[0]) if row else 0
+    return counts
 
 
 def backup_dumps(repo: BackupRepository, settings: Settings) -> Path:
-    """`pg_dump -Fc` of each database: portable across PostgreSQL versions and hosts."""
-    import psycopg  # noqa: PLC0415
+    """`pg_dump -Fc` of each database: portable across PostgreSQL versions and hosts.
 
+    Each dump reads a snapshot exported by a transaction that also counts the rows of the
+    main tables, so `backup verify` can compare a restore with exactly what was dumped.
+    """
     started = datetime.now(UTC)
-    target = settings.database.get("app")
-    with psycopg.connect(target.conninfo("postgres")) as conn:
-        row = conn.execute("SHOW server_version_num").fetchone()
-    pg_dump = pg_dump_for(int(row[0]) // 10000 if row else 0)
+    major = server_major(settings.database.get("app").conninfo("postgres"))
+    prefer_pip = prefer_pip_for("pg_dump", major)
+    pg_dump = require_binary("pg_dump", prefer_pip=prefer_pip)
     folder = repo.new_backup_dir("dump", started)
+    counts: dict[str, int] = {}
     for name in DATABASES:
         database = settings.database.get(name)
-        result = subprocess.run(
-            [str(pg_dump), "-Fc", "-f", str(folder / f"{name}.dump"), "-d", database.conninfo()],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=3600,
-        )
+        with psycopg.connect(database.conninfo()) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+            assert row is not None
+            counts |= table_counts(conn, name)
+            argv = [str(pg_dump), "-Fc", "-f", str(folder / f"{name}.dump")]
+            argv += [f"--snapshot={row[0]}", "-d", database.conninfo()]
+            result = subprocess.run(
+                argv, capture_output=True, text=True, check=False, timeout=DUMP_TIMEOUT
+            )
         if result.returncode != 0:
             raise UserError(f"pg_dump of {database.name} failed: {result.stderr.strip()}")
-    return _finish(repo, "dump", folder, {"taken_at": started.isoformat()})
+    details = {"taken_at": started.isoformat(), "pg_dump_major": binary_major(pg_dump)}
+    return _finish(repo, "dump", folder, details | {"counts": counts})
 
 
 def backup_index(repo: BackupRepository, files: StackFiles, settings: Settings) -> list[Path]:
@@ -130,13 +150,18 @@ def backup_redis(repo: BackupRepository, settings: Settings) -> Path:
     """BGSAVE, wait for it, copy the RDB file and the AOF folder.
 
     The copy happens right after a completed save; an AOF rewrite racing it only makes
-    the AOF copy less useful, the RDB copy is complete on its own.
+    the AOF copy less useful, the RDB copy is complete on its own. The key counts are read
+    in the same transaction as BGSAVE, so they are those of the saved state: keys without
+    a TTL (which cannot expire before a restore) must all come back.
     """
     client = connect_redis_sync(settings.redis, timeout=10)
     try:
         started = datetime.now(UTC)
         before = client.lastsave()
-        client.bgsave()
+        transaction = client.pipeline(transaction=True)
+        transaction.info("keyspace")
+        transaction.bgsave()
+        keyspace = transaction.execute()[0]
         deadline = time.monotonic() + REDIS_SAVE_TIMEOUT
         while client.lastsave() == before:
             if time.monotonic() > deadline:
@@ -144,7 +169,6 @@ def backup_redis(repo: BackupRepository, settings: Settings) -> Path:
             time.sleep(0.1)
         config = client.config_get("dir") | client.config_get("dbfilename")
         config |= client.config_get("appenddirname") or {}
-        keys = int(client.dbsize())
     except redis.RedisError as exc:
         raise UserError(f"Redis at {settings.redis.host}:{settings.redis.port}: {exc}") from exc
     finally:
@@ -155,7 +179,15 @@ def backup_redis(repo: BackupRepository, settings: Settings) -> Path:
     aof = source / str(config.get("appenddirname") or "appendonlydir")
     if aof.is_dir():
         shutil.copytree(aof, folder / "appendonlydir")
-    return _finish(repo, "redis", folder, {"taken_at": started.isoformat(), "keys": keys})
+    counts = redis_key_counts(keyspace)
+    return _finish(repo, "redis", folder, {"taken_at": started.isoformat(), **counts})
+
+
+def redis_key_counts(keyspace: dict[str, Any]) -> dict[str, int]:
+    """`keys` and `persistent_keys` (no TTL) over every database of INFO keyspace."""
+    keys = sum(int(db["keys"]) for db in keyspace.values())
+    expiring = sum(int(db["expires"]) for db in keyspace.values())
+    return {"keys": keys, "persistent_keys": keys - expiring}
 
 
 def prune(repo: BackupRepository, retention: Retention) -> list[Path]:

@@ -23,7 +23,7 @@ from acoustid_stack.local.stack import default_data_dir
 from acoustid_stack.ops import backups, health, jetstream, status
 from acoustid_stack.ops import restore as restoring
 from acoustid_stack.ops.layout import BackupRepository, StackFiles
-from acoustid_stack.ops.pgbackrest import PgBackRest
+from acoustid_stack.ops.postgres_backups import configured, open_backups
 from acoustid_stack.ops.retention import Retention
 from acoustid_stack.ops.verify import verify_all
 
@@ -103,7 +103,8 @@ def backup() -> None:
     "backup_type",
     type=click.Choice(["full", "diff", "incr"]),
     default=None,
-    help="pgBackRest backup type [default: incr, full when none exists].",
+    help="pgBackRest backup type [default: incr, full when none exists]; pg_basebackup "
+    "(the local stack's) takes full backups only.",
 )
 @click.pass_context
 def run_backup(
@@ -152,23 +153,19 @@ def list_backups(ctx: click.Context, data_dir: Path, repo: Path | None) -> None:
             return "[green]yes[/]"
         return "[yellow]unverified[/]"
 
-    if r.pgbackrest_config.exists():
-        info = PgBackRest(r.pgbackrest_config).info()
-        for entry in info.get("backup", []):
-            taken = datetime.fromtimestamp(entry["timestamp"]["stop"], UTC)
-            size = entry["info"]["repository"]["delta"]
+    if configured(r):
+        postgres = open_backups(r)
+        for made in postgres.backups():
             table.add_row(
                 "postgresql",
-                f"{entry['label']} ({entry['type']})",
-                _age(taken),
-                _size(size),
-                verified("postgresql", taken),
+                f"{made.label} ({made.kind}, {postgres.tool})",
+                _age(made.stopped_at),
+                _size(made.size),
+                verified("postgresql", made.stopped_at),
             )
-        archive = info.get("archive") or []
-        if archive:
-            table.add_row(
-                "postgresql", f"WAL {archive[-1]['min']} … {archive[-1]['max']}", "", "", ""
-            )
+        wal = postgres.wal_range()
+        if wal:
+            table.add_row("postgresql", f"WAL {wal[0]} … {wal[1]}", "", "", "")
     for kind in r.kinds():
         for folder in r.backups(kind):
             data = backups.meta(folder)
@@ -289,7 +286,8 @@ def failover(ctx: click.Context, data_dir: Path, repo: Path | None) -> None:
     "--time",
     "target_time",
     default=None,
-    help="Recover to this time (e.g. '2025-01-31 12:00:00+00:00') instead of the newest WAL.",
+    help="Recover to this time, with its UTC offset (e.g. '2025-01-31 12:00:00+00:00'), "
+    "instead of the newest WAL.",
 )
 @click.pass_context
 def restore_postgresql(

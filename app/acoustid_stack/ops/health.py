@@ -17,7 +17,7 @@ from acoustid_stack.config import Settings
 from acoustid_stack.local.endpoints import PostgresEndpoint
 from acoustid_stack.local.servers import LOOPBACK
 from acoustid_stack.ops.layout import BackupRepository, StackFiles
-from acoustid_stack.ops.pgbackrest import PgBackRest
+from acoustid_stack.ops.postgres_backups import configured, open_backups
 from acoustid_stack.ops.wal import Lsn
 from acoustid_stack.redis_client import connect_redis_sync
 from acoustid_stack.submissions.connection import Reconnect, connect_nats
@@ -59,12 +59,9 @@ def check_postgresql(settings: Settings, files: StackFiles, repo: BackupReposito
     others = [
         n for n in ("postgresql", "postgresql-replica") if n in ports and ports[n] != primary.port
     ]
-    if repo.pgbackrest_config.exists():
-        others = [
-            n
-            for n in others
-            if files.server_dir(n) != PgBackRest(repo.pgbackrest_config).cluster().data_dir
-        ]
+    if configured(repo):
+        primary_dir = open_backups(repo).cluster().data_dir
+        others = [n for n in others if files.server_dir(n) != primary_dir]
     for name in others:
         try:
             endpoint = PostgresEndpoint(LOOPBACK, ports[name])

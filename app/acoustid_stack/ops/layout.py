@@ -85,6 +85,14 @@ class BackupRepository:
         return self.root / "pgbackrest"
 
     @property
+    def basebackup_config(self) -> Path:
+        return self.root / "basebackup.json"
+
+    @property
+    def basebackup_repo(self) -> Path:
+        return self.root / "basebackup"
+
+    @property
     def status_file(self) -> Path:
         return self.root / "status.json"
 
@@ -119,5 +127,5 @@ class BackupRepository:
     def kinds(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        skip = {self.pgbackrest_repo.name}
+        skip = {self.pgbackrest_repo.name, self.basebackup_repo.name}
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name not in skip)

@@ -2,8 +2,8 @@
 
 pgBackRest runs as the user that owns the PostgreSQL data (`postgres` when we are root),
 with its lock and log folders inside the repository folder so nothing outside it is touched.
-Debian 12's pgBackRest 2.45 supports PostgreSQL up to 15: local clusters use Debian's
-PostgreSQL, not the pip one.
+Debian 12's pgBackRest 2.45 supports PostgreSQL up to 15: hosts and Debian drills use it;
+`up` stacks (PostgreSQL 18) use ops/basebackup.py.
 """
 
 from __future__ import annotations
@@ -13,34 +13,25 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from acoustid_stack.errors import UserError
 from acoustid_stack.local.process import run_as
 from acoustid_stack.local.servers import chown_tree, grant_traversal, unprivileged_user
+from acoustid_stack.ops.interfaces import BaseBackup, Cluster
 
 STANZA = "acoustid"
 TIMEOUT = 300.0
-
-
-@dataclass(frozen=True)
-class Cluster:
-    """The PostgreSQL cluster pgBackRest backs up: its data folder, port and socket folder
-    (default: the data folder; a deep one exceeds the 107-byte socket path limit)."""
-
-    data_dir: Path
-    port: int
-    socket_dir: Path | None = None
-
-    @property
-    def socket(self) -> Path:
-        return self.socket_dir or self.data_dir
+#: base backups kept (with the WAL they need); older ones are expired after each backup
+RETENTION_FULL = 2
 
 
 class PgBackRest:
     """One stanza in one repository, described by a pgbackrest.conf we write."""
+
+    tool = "pgBackRest"
 
     def __init__(self, config: Path, *, stanza: str = STANZA) -> None:
         self.config = config
@@ -61,7 +52,7 @@ class PgBackRest:
             "repo1-path": str(repo),
             # pgBackRest expires base backups and the WAL they need; other kinds use
             # ops.retention
-            "repo1-retention-full": "2",
+            "repo1-retention-full": str(RETENTION_FULL),
             "lock-path": str(repo / "lock"),
             "log-path": str(repo / "log"),
             "log-level-console": "warn",
@@ -97,6 +88,12 @@ class PgBackRest:
         """PostgreSQL's archive_command: push each finished WAL file to the repository."""
         return f"pgbackrest --config={self.config} --stanza={self.stanza} archive-push %p"
 
+    def archive_settings(self) -> dict[str, str]:
+        return {"archive_mode": "on", "archive_command": self.archive_command()}
+
+    def prepare(self) -> None:
+        self.stanza_create()
+
     def run(self, *args: str, timeout: float = TIMEOUT) -> str:
         """Run one pgbackrest command; its stdout, or a UserError quoting its error."""
         argv = ["pgbackrest", f"--config={self.config}", f"--stanza={self.stanza}", *args]
@@ -123,10 +120,31 @@ class PgBackRest:
     def stanza_create(self) -> None:
         self.run("stanza-create")
 
-    def backup(self, kind: str = "full") -> None:
+    def backup(self, kind: str | None = None) -> BaseBackup:
+        """`kind` full/diff/incr; by default incr, full when there is none yet."""
+        if kind is None:
+            kind = "incr" if self.backups() else "full"
         if kind not in ("full", "diff", "incr"):
             raise UserError(f"backup type must be full, diff or incr, not {kind!r}")
         self.run(f"--type={kind}", "backup")
+        return self.backups()[-1]
+
+    def backups(self) -> list[BaseBackup]:
+        return [
+            BaseBackup(
+                label=entry["label"],
+                kind=entry["type"],
+                stopped_at=datetime.fromtimestamp(entry["timestamp"]["stop"], UTC),
+                size=int(entry["info"]["repository"]["delta"]),
+            )
+            for entry in self.info().get("backup", [])
+        ]
+
+    def wal_range(self) -> tuple[str, str] | None:
+        archive = self.info().get("archive") or []
+        if not archive or not archive[-1].get("min"):
+            return None
+        return str(archive[-1]["min"]), str(archive[-1]["max"])
 
     def info(self) -> dict[str, Any]:
         """The stanza's entry of `pgbackrest info --output=json` (backups, archive range)."""
@@ -137,14 +155,9 @@ class PgBackRest:
         return {"name": self.stanza, "backup": [], "archive": []}
 
     def restore(
-        self, data_dir: Path, *, target_time: str | None = None, archive: bool = True
+        self, data_dir: Path, *, target_time: datetime | None = None, archive: bool = True
     ) -> None:
-        """Restore the latest backup into `data_dir` (emptied first) and set recovery up.
-
-        Without `target_time` recovery replays every archived WAL file; with it, it stops
-        at that time and promotes. `archive=False` turns archiving off in the copy (a
-        scratch copy must never push WAL into the production repository).
-        """
+        """pgBackRest picks the newest backup that ends before `target_time`."""
         if data_dir.exists():
             shutil.rmtree(data_dir)
         data_dir.mkdir(parents=True)
@@ -154,7 +167,8 @@ class PgBackRest:
             chown_tree(data_dir, self.user)
         args = [f"--pg1-path={data_dir}"]
         if target_time:
-            args += ["--type=time", f"--target={target_time}", "--target-action=promote"]
+            target = target_time.astimezone(UTC).isoformat(sep=" ")
+            args += ["--type=time", f"--target={target}", "--target-action=promote"]
         if not archive:
             args.append("--archive-mode=off")
         self.run(*args, "restore")

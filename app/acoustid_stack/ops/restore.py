@@ -24,8 +24,9 @@ from acoustid_stack.local.endpoints import PostgresEndpoint
 from acoustid_stack.local.process import port_open
 from acoustid_stack.local.servers import LOOPBACK
 from acoustid_stack.ops.backups import meta
+from acoustid_stack.ops.interfaces import Cluster
 from acoustid_stack.ops.layout import BackupRepository, StackFiles
-from acoustid_stack.ops.pgbackrest import Cluster, PgBackRest
+from acoustid_stack.ops.postgres_backups import open_backups, reconfigure
 
 PROMOTE_TIMEOUT = 60
 #: Submission ids handed out after a restore point may be in clients' hands and in
@@ -39,9 +40,8 @@ CATCH_UP_BATCH = 500
 
 
 def failover(files: StackFiles, repo: BackupRepository) -> Cluster:
-    """Promote the streaming replica and point the app config and pgBackRest at it."""
-    pgbackrest = PgBackRest(repo.pgbackrest_config)
-    old = pgbackrest.cluster()
+    """Promote the streaming replica and point the app config and the backups at it."""
+    old = open_backups(repo).cluster()
     ports = files.ports()
     candidates = [
         name
@@ -63,7 +63,7 @@ def failover(files: StackFiles, repo: BackupRepository) -> Cluster:
     except psycopg.OperationalError as exc:
         raise UserError(f"the replica {name} at port {ports[name]} does not answer: {exc}") from exc
     new = Cluster(files.server_dir(name), ports[name], old.socket_dir)
-    PgBackRest.configure(repo.pgbackrest_config, repo.pgbackrest_repo, new)
+    reconfigure(repo, new)
     set_database_port(files.config, new.port)
     return new
 
@@ -78,24 +78,31 @@ def set_database_port(config: Path, port: int) -> None:
 
 
 def restore_postgresql(repo: BackupRepository, *, target_time: str | None) -> Cluster:
-    """Replace the primary's data folder by the latest base backup + archived WAL, replayed
-    to `target_time` (or to the end of the archive). PostgreSQL must be stopped."""
-    pgbackrest = PgBackRest(repo.pgbackrest_config)
-    cluster = pgbackrest.cluster()
+    """Replace the primary's data folder by a base backup + archived WAL, replayed to
+    `target_time` (or to the end of the archive). PostgreSQL must be stopped."""
+    backups = open_backups(repo)
+    cluster = backups.cluster()
     if port_open(LOOPBACK, cluster.port):
         raise UserError(
             f"PostgreSQL still listens on port {cluster.port}; stop it before restoring "
             f"into {cluster.data_dir}"
         )
-    if target_time is not None:
-        try:
-            datetime.fromisoformat(target_time)
-        except ValueError:
-            raise UserError(
-                f"--time {target_time!r} is not a timestamp like 2025-01-31 12:00:00+00:00"
-            ) from None
-    pgbackrest.restore(cluster.data_dir, target_time=target_time)
+    backups.restore(cluster.data_dir, target_time=_recovery_target(target_time))
     return cluster
+
+
+def _recovery_target(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    example = "like 2025-01-31 12:00:00+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"--time {text!r} is not a timestamp {example}") from None
+    if moment.tzinfo is None:
+        # the server's time zone is not the operator's: an unzoned time is ambiguous
+        raise UserError(f"--time {text!r} has no UTC offset; give one, {example}")
+    return moment
 
 
 def clear_recovery_target(settings: Settings) -> None:

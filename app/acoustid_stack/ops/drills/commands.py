@@ -9,6 +9,7 @@ import click
 
 from acoustid_stack.errors import UserError
 from acoustid_stack.ops.drills.scenarios import SCENARIOS, run_drill
+from acoustid_stack.ops.drills.stack import SERVER_SETS, ServerSet
 
 
 @click.command()
@@ -19,7 +20,16 @@ from acoustid_stack.ops.drills.scenarios import SCENARIOS, run_drill
     default=None,
     help="Folder for the drill stacks (one sub-folder per scenario) [default: a new temp folder].",
 )
-def drill(scenario: str, data_dir: Path | None) -> None:
+@click.option(
+    "--servers",
+    type=click.Choice(SERVER_SETS),
+    default="debian",
+    show_default=True,
+    help="debian: Debian's PostgreSQL 15 + pgBackRest, Redis, nats-server (as the playbooks "
+    "install); pip: the local extra's PostgreSQL 18 + pg_basebackup, Valkey, nats-server (as "
+    "`acoustid-stack up` runs).",
+)
+def drill(scenario: str, data_dir: Path | None, servers: ServerSet) -> None:
     """Break a local stack the way SCENARIO says, recover it with the runbook's commands,
     verify every acknowledged submission, and print measured RTO and RPO.
 
@@ -31,7 +41,7 @@ def drill(scenario: str, data_dir: Path | None) -> None:
     failed = []
     summaries = []
     for name in names:
-        report = run_drill(SCENARIOS[name], root / name, echo=click.echo)
+        report = run_drill(SCENARIOS[name], root / name, echo=click.echo, servers=servers)
         summaries.append(report.summary())
         if not report.passed:
             failed.append(name)

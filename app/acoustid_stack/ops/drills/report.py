@@ -25,6 +25,7 @@ class StepRecord:
 class DrillReport:
     scenario: str
     started: float
+    servers: str = "debian"  # the server set of drills.stack (debian or pip)
     fault_at: float = 0.0
     healthy_at: float = 0.0
     acknowledged: int = 0
@@ -50,7 +51,8 @@ class DrillReport:
     def summary(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
         return (
-            f"{self.scenario}: {verdict}  RTO {self.rto:.1f} s (target < {RTO_TARGET:.0f})  "
+            f"{self.scenario} ({self.servers}): {verdict}  "
+            f"RTO {self.rto:.1f} s (target < {RTO_TARGET:.0f})  "
             f"RPO {self.lost_window:.1f} s / {len(self.lost_ids)} of {self.acknowledged} "
             f"acknowledged lost (target < {RPO_TARGET:.0f} s)  "
             f"unsearchable {len(self.unsearchable_ids)}"

@@ -28,6 +28,7 @@ from acoustid_stack.ops.drills.stack import (
     NATS_SERVICES,
     WORKER_SERVICES,
     DrillStack,
+    ServerSet,
 )
 from acoustid_stack.ops.drills.traffic import Ack, Traffic, Writer
 
@@ -470,10 +471,18 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-def run_drill(scenario: Scenario, root: Path, *, echo: Callable[[str], None]) -> DrillReport:
-    """Run one drill in `root` (created; left in place with logs, report and plot)."""
-    stack = DrillStack(root)
+def run_drill(
+    scenario: Scenario,
+    root: Path,
+    *,
+    echo: Callable[[str], None],
+    servers: ServerSet = "debian",
+) -> DrillReport:
+    """Run one drill in `root` (created; left in place with logs, report and plot) on the
+    `servers` set of drills.stack."""
+    stack = DrillStack(root, servers=servers)
     drill = Drill(scenario, stack, echo=echo)
+    drill.report.servers = servers
     try:
         drill.prepare()
         scenario.run(drill)

@@ -1,6 +1,11 @@
 """The stack a drill breaks: PostgreSQL primary + streaming replica archiving WAL to a
-pgBackRest repository, Redis with AOF, a 3-node NATS JetStream cluster (stream R3), two
+backup repository, Redis with AOF, a 3-node NATS JetStream cluster (stream R3), two
 index shards, api, two workers and cron — all in one throwaway data folder.
+
+Two sets of servers, as users run them: `debian` (Debian's PostgreSQL 15 backed up by
+pgBackRest, Redis 7, nats-server 2.9: the Ansible face) and `pip` (the `local` extra's
+PostgreSQL 18 backed up by pg_basebackup + basic_archive, Valkey 9, nats-server 2.x:
+what `acoustid-stack up` runs).
 
 The drill is the service manager here (systemd's role on hosts): it starts, stops and kills
 processes. Everything an operator does is an `acoustid-stack` command (see runbooks/);
@@ -22,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Literal
 
 import httpx
 
@@ -42,8 +48,9 @@ from acoustid_stack.local.servers import (
     unprivileged_user,
 )
 from acoustid_stack.local.stack import Layout, write_config
+from acoustid_stack.ops.interfaces import Cluster
 from acoustid_stack.ops.layout import BackupRepository, StackFiles
-from acoustid_stack.ops.pgbackrest import Cluster, PgBackRest
+from acoustid_stack.ops.postgres_backups import Tool, configure_backups
 from acoustid_stack.submissions.connection import Reconnect, connect_nats
 from acoustid_stack.submissions.stream import ensure_stream
 
@@ -72,6 +79,12 @@ PORT_NAMES = (
 )
 
 
+ServerSet = Literal["debian", "pip"]
+SERVER_SETS: tuple[ServerSet, ...] = ("debian", "pip")
+#: the backup tool each server set is backed up with
+BACKUP_TOOLS: dict[ServerSet, Tool] = {"debian": "pgbackrest", "pip": "basebackup"}
+
+
 def _http_ok(url: str) -> bool:
     try:
         return httpx.get(url, timeout=1.0).status_code == 200
@@ -82,7 +95,9 @@ def _http_ok(url: str) -> bool:
 class DrillStack:
     """Create with `DrillStack(root)`, then `start()`; `close()` stops every process."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, servers: ServerSet = "debian") -> None:
+        self.servers = servers
+        self.prefer_pip = servers == "pip"
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         # PostgreSQL runs as an unprivileged user when we are root and must reach its folders
@@ -149,7 +164,10 @@ class DrillStack:
     def _postgres(self, name: str) -> ManagedProcess:
         data = self.files.server_dir(name)
         process, _ = postgres_process(
-            data, self.ports[name], log_path=self.files.logs / f"{name}.log"
+            data,
+            self.ports[name],
+            log_path=self.files.logs / f"{name}.log",
+            prefer_pip=self.prefer_pip,
         )
         self.socket_dir.mkdir(exist_ok=True)
         user = unprivileged_user()
@@ -165,7 +183,11 @@ class DrillStack:
         if name == "redis":
             args = ["--appendonly", "yes", "--appendfsync", "everysec"]
             return redis_process(
-                self.files.server_dir(name), self.ports[name], log_path=log, extra_args=args
+                self.files.server_dir(name),
+                self.ports[name],
+                log_path=log,
+                extra_args=args,
+                prefer_pip=self.prefer_pip,
             )[0]
         if name in NATS_SERVICES:
             others = [self.ports[f"{n}-cluster"] for n in NATS_SERVICES if n != name]
@@ -176,6 +198,7 @@ class DrillStack:
                 server_name=name,
                 cluster_port=self.ports[f"{name}-cluster"],
                 routes=others,
+                prefer_pip=self.prefer_pip,
             )[0]
         if name in INDEX_SERVICES:
             argv = ["run", "index", "--dir", str(self.files.server_dir(name))]
@@ -281,29 +304,27 @@ class DrillStack:
         """Primary with WAL archiving, first full backup, replica, Redis, NATS, migrations,
         then the index shards and the app."""
         primary = self.files.server_dir("postgresql")
-        pgbackrest = PgBackRest.configure(
-            self.repo.pgbackrest_config,
-            self.repo.pgbackrest_repo,
+        backups = configure_backups(
+            self.repo,
             Cluster(primary, self.ports["postgresql"], self.socket_dir),
+            BACKUP_TOOLS[self.servers],
         )
-        archiving = {
-            "archive_mode": "on",
-            "archive_command": pgbackrest.archive_command(),
+        archiving = backups.archive_settings() | {
             "archive_timeout": ARCHIVE_TIMEOUT,
             "wal_keep_size": "256MB",
             "hot_standby": "on",
             # api, workers and cron each pool connections to three databases
             "max_connections": "300",
         }
-        init_postgres(primary, settings=archiving)
+        init_postgres(primary, settings=archiving, prefer_pip=self.prefer_pip)
         self.start_services(["postgresql", "redis", *NATS_SERVICES])
         settings = self.settings
         self.wait_for_jetstream()
         for _ in upgrade(settings.database):
             pass
         self.client_key, self.user_key = ensure_local_application(settings)
-        pgbackrest.stanza_create()
-        pgbackrest.backup("full")
+        backups.prepare()
+        backups.backup("full")
         self.clone_replica()
         self.start_services(INDEX_SERVICES)
         self.start_services(APP_SERVICES)
@@ -339,7 +360,7 @@ class DrillStack:
         if user:
             chown_tree(target, user)
         # from the same installation as the server: /usr/bin's wrapper may pick another version
-        server = postgres_binary("postgres", beside=self.root, prefer_pip=False)
+        server = postgres_binary("postgres", beside=self.root, prefer_pip=self.prefer_pip)
         basebackup = server.with_name("pg_basebackup")
         result = subprocess.run(
             [
