@@ -72,6 +72,17 @@ def fingerprint(path: Path) -> tuple[str, int]:
     return str(data["fingerprint"]), int(data["duration"])
 
 
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "acoustid_stack", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("ACOUSTID_")},
+    )
+
+
 def lookup_mbids(client_key: str, song: tuple[str, int]) -> list[str]:
     found = acoustid.lookup(client_key, song[0], song[1], meta="recordingids")
     assert found["status"] == "ok", found
@@ -126,6 +137,17 @@ def test_up_serves_pyacoustid_stops_cleanly_and_resumes_with_the_data(
     second.wait_ready()
     assert ensure_local_application(settings) == (client_key, user_key)
     assert mbids["a"] in lookup_mbids(client_key, songs["a"])
+
+    # the documented daily backup and its check, on the servers `up` runs (PostgreSQL 18,
+    # Valkey 9), as a user types them
+    for command in ("run", "verify", "status"):
+        done = cli("backup", command, "--data-dir", str(data_dir))
+        assert done.returncode == 0, f"backup {command}:\n{done.stdout}{done.stderr}"
+        if command == "verify":
+            for kind in ("postgresql", "dump", "index", "redis"):
+                assert f"{kind}: ok" in done.stdout, done.stdout
+            assert "fingerprint.fingerprint: 2" in done.stdout
+
     down = subprocess.run(
         [sys.executable, "-m", "acoustid_stack", "down", "--data-dir", str(data_dir)],
         capture_output=True,

@@ -1,23 +1,35 @@
+"""Verify's checks that need no server; restores are checked on real servers in
+tests/integration/ops/test_backup_commands.py."""
+
 import io
+import json
 import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from acoustid_stack.ops.layout import BackupRepository
-from acoustid_stack.ops.verify import verify_index_snapshot, verify_redis
+from acoustid_stack.config import load_settings
+from acoustid_stack.ops.backups import checksums
+from acoustid_stack.ops.layout import BackupRepository, StackFiles
+from acoustid_stack.ops.verify import verify_all, verify_index_snapshot, verify_redis
 
 
 def _backup(repo: BackupRepository, kind: str, name: str, content: bytes) -> Path:
     folder = repo.new_backup_dir(kind, datetime.now(UTC))
     (folder / name).write_bytes(content)
+    meta = {"taken_at": datetime.now(UTC).isoformat(), "sha256": checksums(folder)}
+    (folder / "meta.json").write_text(json.dumps(meta))
     (folder / "DONE").touch()
     return folder
 
 
-def test_redis_backup_with_an_rdb_header_verifies(tmp_path: Path) -> None:
+def test_a_backup_file_changed_since_it_was_taken_fails_by_its_checksum(tmp_path: Path) -> None:
     repo = BackupRepository(tmp_path)
-    _backup(repo, "redis", "dump.rdb", b"REDIS0011rest")
-    assert verify_redis(repo).ok
+    folder = _backup(repo, "redis", "dump.rdb", b"VALKEY080 whatever was saved")
+    (folder / "dump.rdb").write_bytes(b"VALKEY080 whatever was saveD")
+    [result] = verify_all(repo, StackFiles(tmp_path), load_settings(None, environ={}))
+    assert not result.ok
+    assert "checksum" in result.detail
+    assert "dump.rdb" in result.detail
 
 
 def test_redis_backup_that_is_not_rdb_is_reported_failed(tmp_path: Path) -> None:
@@ -36,7 +48,8 @@ def test_index_snapshot_without_a_manifest_is_reported_failed(tmp_path: Path) ->
         info.size = 2
         archive.addfile(info, io.BytesIO(b"hi"))
     _backup(repo, "index-1", "snapshot.tar", buffer.getvalue())
-    assert not verify_index_snapshot(repo, "index-1").ok
+    settings = load_settings(None, environ={})
+    assert not verify_index_snapshot(repo, "index-1", settings).ok
 
 
 def test_unfinished_backup_folder_is_not_listed(tmp_path: Path) -> None:
