@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ import httpx
 import psycopg
 
 from acoustid_stack.errors import UserError
+from acoustid_stack.index.client import HashRing
 from acoustid_stack.ops.drills.report import DrillReport, StepRecord
 from acoustid_stack.ops.drills.stack import (
     APP_SERVICES,
@@ -30,7 +32,7 @@ from acoustid_stack.ops.drills.stack import (
     DrillStack,
     ServerSet,
 )
-from acoustid_stack.ops.drills.traffic import Ack, Traffic, Writer
+from acoustid_stack.ops.drills.traffic import Ack, Traffic, Writer, submit
 
 CLI = "acoustid-stack"
 BACKUP_ALL = f'{CLI} backup run --data-dir "$DATA_DIR"'
@@ -79,6 +81,8 @@ class Drill:
         self.report = DrillReport(scenario.name, started=time.time())
         self.env = {**os.environ, "DATA_DIR": str(stack.root)}
         self.writer: Writer | None = None
+        # acknowledged and imported before the backups: in every shard's snapshot
+        self.backed_up: list[Ack] = []
 
     # ---- steps -------------------------------------------------------------------------
 
@@ -134,7 +138,9 @@ class Drill:
         )
         self.writer.start()
         time.sleep(LOAD_SECONDS)
-        self.wait_imported(self.writer.traffic.acks[:])
+        imported = self.writer.traffic.acks[:]
+        if not self.wait_imported(imported):
+            self.backed_up = imported
         self.setup_command(BACKUP_ALL)
         time.sleep(LOAD_SECONDS / 2)
 
@@ -247,6 +253,49 @@ class Drill:
             raise UserError("drill: no worker re-created the lost consumer in place")
         self.report.notes.append(f"re-created the consumer in place: {', '.join(rebound)}")
 
+    def resubmit(self, acks: list[Ack]) -> list[Ack]:
+        """Submit the songs of `acks` again (the same fingerprints); the new acknowledgements."""
+        with httpx.Client(base_url=self.stack.api_url, timeout=10) as http:
+            return [
+                Ack(
+                    submit(http, self.stack.client_key, self.stack.user_key, a.fingerprint),
+                    time.time(),
+                    a.fingerprint,
+                )
+                for a in acks
+            ]
+
+    def one_track_per_song(self, acks: list[Ack], *, shard: str) -> None:
+        """Once imported, all submissions of a song among `acks` are on one track: an import
+        planned on a search that left a shard out gives a song submitted again a second one."""
+        if self.wait_imported(acks):
+            raise UserError("drill: songs submitted again during the fault stay pending")
+        settings = self.stack.settings
+        with psycopg.connect(settings.database.get("ingest").conninfo()) as conn:
+            results = {
+                int(r[0]): (int(r[1]), int(r[2]))
+                for r in conn.execute(
+                    "SELECT submission_id, track_id, fingerprint_id FROM submission_result "
+                    "WHERE submission_id = ANY(%s)",
+                    ([a.id for a in acks],),
+                )
+            }
+        tracks: defaultdict[str, set[int]] = defaultdict(set)
+        for a in acks:
+            tracks[a.fingerprint].add(results[a.id][0])
+        duplicated = [song for song, ids in tracks.items() if len(ids) > 1]
+        if duplicated:
+            raise UserError(
+                f"drill: {len(duplicated)} of {len(tracks)} songs submitted again during the "
+                "fault got a second track"
+            )
+        ring = HashRing(settings.index.shards)
+        owned = {a.fingerprint for a in acks if ring.owner(results[a.id][1]) == shard}
+        self.report.notes.append(
+            f"{len(tracks)} songs submitted again during the fault ({len(owned)} with their "
+            "fingerprint on the lost shard) stayed on their tracks"
+        )
+
     def _found(self, acks: list[Ack]) -> list[bool]:
         data: dict[str, object] = {"client": self.stack.client_key, "format": "json", "batch": 1}
         for i, ack in enumerate(acks):
@@ -326,10 +375,16 @@ def index_node_lost(d: Drill) -> None:
         s.wipe("index-2")
 
     d.fault("index shard 2 killed (-9) and its data folder deleted", lose)
+    # songs of the snapshot the shard comes back from, while their fingerprints are missing
+    if not d.backed_up:
+        raise UserError("drill: no submission was imported before the backups")
+    again = d.resubmit(d.backed_up)
     d.command(restore_shard("index-2"))
     d.service("start index-2", lambda: s.start_service("index-2"))
     d.command(CATCH_UP_2)
     d.healthy()
+    lost = s.settings.index.shards[INDEX_SERVICES.index("index-2")]
+    d.one_track_per_song([*d.backed_up, *again], shard=lost)
 
 
 def redis_lost(d: Drill) -> None:
