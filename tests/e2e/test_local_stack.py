@@ -172,3 +172,48 @@ def test_status_and_down_without_a_running_stack_say_so(tmp_path: Path) -> None:
         assert done.returncode == 1
         assert "no acoustid-stack is running" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_up_stack_restores_postgresql_to_a_point_in_time(data_dir: Path) -> None:
+    """runbooks/pitr.md's PostgreSQL steps on an `up` stack: back up, damage, stop the
+    stack, restore to the moment before the damage, start it again, finish."""
+    import psycopg
+
+    stack = Up(data_dir)
+    stack.wait_ready()
+    settings = load_settings(str(data_dir / "acoustid.conf"), environ={})
+    app = settings.database.get("app").conninfo()
+    data = ["--data-dir", str(data_dir)]
+    done = cli("backup", "run", *data, "--what", "postgresql")
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(app, autocommit=True) as conn:
+        conn.execute("INSERT INTO account (name, apikey) VALUES ('before', 'k-before')")
+        target = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+        time.sleep(0.5)
+        conn.execute("UPDATE account SET name = 'damaged'")
+        # archive the WAL holding the damage now instead of after archive_timeout
+        segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]  # type: ignore[index]
+        deadline = time.monotonic() + 60
+        while (
+            conn.execute("SELECT last_archived_wal FROM pg_stat_archiver").fetchone()[0] < segment
+        ):  # type: ignore[index]
+            assert time.monotonic() < deadline, "the WAL was not archived"
+            time.sleep(0.2)
+    assert cli("down", *data).returncode == 0
+    assert stack.process.wait(timeout=30) == 0
+
+    restored = cli("restore", "postgresql", *data, "--time", target.isoformat(sep=" "))
+    assert restored.returncode == 0, restored.stderr
+    assert "restored into" in restored.stdout
+
+    again = Up(data_dir)
+    again.wait_ready()
+    finished = cli("restore", "finish", *data)
+    assert finished.returncode == 0, finished.stderr
+    with psycopg.connect(app) as conn:
+        names = {row[0] for row in conn.execute("SELECT name FROM account")}
+        assert "before" in names
+        assert "damaged" not in names
+        conn.execute("INSERT INTO account (name, apikey) VALUES ('after', 'k-after')")
+    assert cli("down", *data).returncode == 0
+    assert again.process.wait(timeout=30) == 0

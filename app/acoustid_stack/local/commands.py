@@ -20,6 +20,7 @@ from acoustid_stack.local.bootstrap import ensure_local_application
 from acoustid_stack.local.demo import run_demo
 from acoustid_stack.local.stack import Stack, StackOptions, default_data_dir
 from acoustid_stack.local.supervisor import ServiceStatus, Supervisor, read_state, request_stop
+from acoustid_stack.ops.restore import wait_writable
 from acoustid_stack.sizing import load_sizing
 
 STATE_COLOURS = {"running": "green", "starting": "yellow", "backoff": "red", "failed": "red"}
@@ -114,6 +115,8 @@ def up(
             if stop.is_set():
                 return
             settings = load_settings(str(stack.config_path))
+            # after `restore postgresql` the server first replays WAL up to its target
+            wait_writable(settings, timeout=RECOVERY_TIMEOUT)
             _migrate(settings)
             client_key, user_key = ensure_local_application(settings)
             supervisor.start()
@@ -139,6 +142,10 @@ def up(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     console.print("stopped; data kept in", str(options.data_dir))
+
+
+#: how long `up` waits for PostgreSQL to finish a recovery (a restore replaying WAL)
+RECOVERY_TIMEOUT = 600.0
 
 
 def _migrate(settings: Settings) -> None:

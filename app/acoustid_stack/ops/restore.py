@@ -128,8 +128,10 @@ def advance_submission_ids(settings: Settings, gap: int = ID_GAP) -> int:
 
 
 def wait_writable(settings: Settings, timeout: float = 60.0) -> None:
-    """Wait until the configured PostgreSQL accepts writes (recovery done, promoted)."""
-    conninfo = settings.database.get("ingest").conninfo()
+    """Wait until the configured PostgreSQL accepts writes (recovery done, promoted).
+
+    Asks the `postgres` database: on a new stack ours do not exist yet."""
+    conninfo = settings.database.get("ingest").conninfo("postgres")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
