@@ -11,7 +11,13 @@ Policy, chosen so a search visits few segments without rewriting data endlessly:
   times and there are at most (T - 1) segments per class;
 * after `idle_compact` seconds without writes everything is merged into one file
   segment, which is the state a read-mostly index spends its life in;
-* `max_segments` is a hard bound: above it the two smallest neighbours are merged.
+* `max_segments` is a hard bound: above it the two smallest neighbours are merged;
+* a compaction also rewrites a lone FPSEG001 segment (legacy.py) into the current format.
+
+How: every segment orders its postings by (mixed term hash, ordinal), so a merge walks
+the hash space range by range, `chunk_postings` postings at a time, and the writer
+streams each range into the new file (segment.py): memory stays one chunk plus a few
+bytes per document, whatever the size of the merge.
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
-from acoustid_stack.index.segment import U32, U64, Segment
+from acoustid_stack.index.segment import HASH_SPACE, U32, U64, Postings, Segment
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,8 @@ class MergePolicy:
     idle_compact: float = 5.0
     tier_factor: int = 4
     max_segments: int = 8
+    #: postings a merge holds in memory at a time (see merged_chunks)
+    chunk_postings: int = 1 << 21
 
     def size_class(self, docs: int, base: int) -> int:
         return int(math.log(max(docs, base) / base, self.tier_factor))
@@ -69,19 +78,33 @@ class MergePolicy:
 
 
 @dataclass
-class MergedPostings:
-    """Live documents of the inputs and their postings sorted by (term, new ordinal)."""
+class MergePlan:
+    """The documents of a merge's output and where each input's documents go in it."""
 
     docs: U32
     versions: U64
-    terms: U32
+    #: per input, the new ordinal of each of its ordinals (-1: dropped)
+    remaps: list[NDArray[np.int64]]
+    #: postings of the inputs (an upper bound of the output's)
+    num_postings: int
+    #: trailing zero bits every input term has (a lower bound of the output's)
+    trailing_zeros: int
+
+
+@dataclass
+class MergedPostings:
+    """Live documents of the inputs and their postings sorted by (hash, new ordinal)."""
+
+    docs: U32
+    versions: U64
+    hashes: U32
     ords: U32
 
 
-def merge_segments(segments: Sequence[Segment], deleted: Sequence[np.ndarray]) -> MergedPostings:
+def plan_merge(segments: Sequence[Segment], deleted: Sequence[np.ndarray]) -> MergePlan:
     """Merge `segments` (oldest first) as of the tombstones `deleted[i]` of each.
 
-    Tombstones are applied here: deleted documents and their postings are dropped. A
+    Tombstones are applied here: deleted documents (and so their postings) are dropped. A
     document live in two inputs (only possible mid-update) keeps its newest copy.
     """
     live_docs = [seg.docs[~dead] for seg, dead in zip(segments, deleted, strict=True)]
@@ -92,33 +115,60 @@ def merge_segments(segments: Sequence[Segment], deleted: Sequence[np.ndarray]) -
     docs, first = np.unique(all_docs[::-1], return_index=True)
     versions = all_versions[::-1][first]
     owner = np.repeat(np.arange(len(segments)), [len(d) for d in live_docs])[::-1][first]
-
-    keys_parts = []
-    for i, (seg, dead) in enumerate(zip(segments, deleted, strict=True)):
+    remaps = []
+    for i, seg in enumerate(segments):
         remap = np.full(seg.num_docs, -1, dtype=np.int64)
         mine = owner == i
         remap[np.searchsorted(seg.docs, docs[mine])] = np.flatnonzero(mine)
-        terms, ords = seg.decode()
-        new_ords = remap[ords]
-        keep = new_ords >= 0
-        if not dead.any() and keep.all():
-            keys_parts.append(
-                (terms.astype(np.uint64) << np.uint64(32)) | new_ords.astype(np.uint64)
-            )
-        else:
-            keys_parts.append(
-                (terms[keep].astype(np.uint64) << np.uint64(32)) | new_ords[keep].astype(np.uint64)
-            )
-        del terms, ords, new_ords, keep
-    keys = np.concatenate(keys_parts) if keys_parts else np.empty(0, np.uint64)
-    del keys_parts
-    # inputs are sorted runs: the stable sort (timsort) merges them in near-linear time
-    keys.sort(kind="stable")
-    return MergedPostings(
+        remaps.append(remap)
+    return MergePlan(
         docs=docs.astype(np.uint32),
         versions=versions.astype(np.uint64),
-        terms=(keys >> np.uint64(32)).astype(np.uint32),
-        ords=(keys & np.uint64(0xFFFFFFFF)).astype(np.uint32),
+        remaps=remaps,
+        num_postings=sum(seg.num_postings for seg in segments),
+        trailing_zeros=min((seg.trailing_zeros for seg in segments), default=32),
+    )
+
+
+def merged_chunks(
+    segments: Sequence[Segment], plan: MergePlan, *, chunk_postings: int
+) -> Iterator[Postings]:
+    """(hashes, ords) of the merged postings in (hash, ordinal) order, consecutive chunks.
+
+    Each chunk is one range of the hash space, sized for about `chunk_postings` postings
+    (hashes are mixed, so ranges of equal width hold about as many; only a term held by
+    more documents than that makes its range larger). Memory is this chunk's, never the
+    whole merge's.
+    """
+    parts = max(1, -(-plan.num_postings // max(1, chunk_postings)))
+    width = HASH_SPACE >> (parts - 1).bit_length()
+    for low in range(0, HASH_SPACE, width):
+        keys = []
+        for segment, remap in zip(segments, plan.remaps, strict=True):
+            hashes, ords = segment.postings_between(low, low + width)
+            new_ords = remap[ords]
+            keep = new_ords >= 0
+            keys.append(
+                (hashes[keep].astype(np.uint64) << np.uint64(32)) | new_ords[keep].astype(np.uint64)
+            )
+            del hashes, ords, new_ords, keep
+        merged = np.concatenate(keys) if keys else np.empty(0, np.uint64)
+        del keys
+        merged.sort()
+        yield (merged >> np.uint64(32)).astype(np.uint32), merged.astype(np.uint32)
+
+
+def merge_segments(
+    segments: Sequence[Segment], deleted: Sequence[np.ndarray], *, chunk_postings: int = 1 << 20
+) -> MergedPostings:
+    """The whole merge in memory (memory segments are folded this way)."""
+    plan = plan_merge(segments, deleted)
+    chunks = list(merged_chunks(segments, plan, chunk_postings=chunk_postings))
+    return MergedPostings(
+        docs=plan.docs,
+        versions=plan.versions,
+        hashes=np.concatenate([h for h, _ in chunks]),
+        ords=np.concatenate([o for _, o in chunks]),
     )
 
 

@@ -1,13 +1,25 @@
-"""Segments: immutable sets of documents with sorted (term, doc) postings.
+"""Segments: immutable sets of documents with their postings, ordered by a mixed term hash.
 
-A segment numbers its documents by ordinal (position in the sorted `docs` array), so a
-posting needs only `ord_bits = ceil(log2(num_docs))` bits for the document. The term's
-top `ord_bits` bits select a bucket of a dense directory (`offsets`, one entry per
-bucket, about one bucket per document) and the remaining `32 - ord_bits` low bits are
-packed with the ordinal into ONE uint32 per posting. At 120 terms per document that is
-4 bytes per posting plus ~8 bytes per document of directory: ~490 B per fingerprint,
-against 960 B for raw (term, id) pairs. A lookup reads one bucket (~100 postings) per
-query term, vectorised with NumPy over the whole query.
+Every segment orders its postings by (hash, ordinal) where `hash = term * MIX mod 2^32`
+(Fibonacci hashing): multiplying by an odd constant is a bijection, so terms stay
+recoverable, and it carries every bit of the term into the top bits, so a directory on
+the top bits of the hash spreads terms evenly whichever of their bits carry entropy
+(terms below 2^22 collapsed into 1,024 buckets of the old FPSEG001 layout, which used the
+term's own top bits; see legacy.py). One global order also lets merges stream: every
+input yields its postings of a hash range, range by range (merge.py).
+
+A file segment (FPSEG002) numbers its documents by ordinal (position in the sorted `docs`
+array), so a posting needs `ord_bits = ceil(log2(num_docs))` bits for the document. The
+top `bucket_bits` bits of the hash select a bucket of the directory; what is left of the
+hash, less the trailing zero bits every term of the segment has (AcoustID terms keep
+their top 28 bits), is packed with the ordinal into one fixed-width integer of 1 to 4
+bytes (codec.py). `bucket_bits` is chosen per segment, from `ord_bits` to `ord_bits + 8`,
+for the smallest file: AcoustID terms take 3 bytes per posting with 16 buckets per
+document, random 32-bit terms 4 bytes with one bucket per document.
+
+A search finds each query term's postings by a vectorised binary search in its bucket,
+so its cost is the number of postings of that term, not of its bucket, and reads at most
+`budget` of them per term (the store's per-term cap, lowest ordinals first).
 
 Deletes never rewrite a segment: `deleted` marks ordinals (tombstones) until a merge
 drops them.
@@ -21,6 +33,7 @@ import os
 import struct
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,19 +41,30 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from acoustid_stack.index import codec
 from acoustid_stack.index.durable import fsync_dir
 from acoustid_stack.index.interfaces import FpindexError
 
-# 2^27 documents per segment keeps the directory ≤ 512 MiB; shards split beyond that.
+# 2^27 documents per segment keeps a directory ≤ 2^35 buckets; shards split beyond that.
 MAX_ORD_BITS = 27
 MAX_SEGMENT_DOCS = 1 << MAX_ORD_BITS
-_MAGIC = b"FPSEG001"
+MAGIC = b"FPSEG002"
+HEADER = struct.Struct("<8sI")
+# the header is written last, into this much room before the postings
+_HEADER_ROOM = 4096
 _ALIGN = 64
-_HEADER = struct.Struct("<8sI")
+# `bucket_bits` is tried up to `ord_bits + _MAX_EXTRA_BITS`
+_MAX_EXTRA_BITS = 8
+# the bijective mix; its inverse undoes it
+MIX = np.uint32(0x9E3779B9)
+UNMIX = np.uint32(pow(0x9E3779B9, -1, 1 << 32))
+HASH_SPACE = 1 << 32
 
 U32 = NDArray[np.uint32]
 U64 = NDArray[np.uint64]
+I64 = NDArray[np.int64]
 Ordinals = NDArray[np.intp]
+Postings = tuple[U32, U32]
 
 
 class SegmentFileError(FpindexError):
@@ -48,6 +72,22 @@ class SegmentFileError(FpindexError):
 
     The message starts with the file's path: `<path>: <what is wrong>`.
     """
+
+
+def mix(terms: NDArray[Any]) -> U32:
+    hashes: U32 = np.asarray(terms, dtype=np.uint32) * MIX
+    return hashes
+
+
+def unmix(hashes: NDArray[Any]) -> U32:
+    terms: U32 = np.asarray(hashes, dtype=np.uint32) * UNMIX
+    return terms
+
+
+def trailing_zeros(values: NDArray[Any]) -> int:
+    """Trailing zero bits common to all `values` (32 for none or all zero)."""
+    combined = int(np.bitwise_or.reduce(values)) if len(values) else 0
+    return 32 if combined == 0 else (combined & -combined).bit_length() - 1
 
 
 def sorted_unique(values: NDArray[Any]) -> NDArray[Any]:
@@ -84,27 +124,11 @@ def gather_ranges(starts: NDArray[Any], lengths: NDArray[Any]) -> Ordinals:
     return positions
 
 
-def encode_postings(terms: U32, ords: U32, ord_bits: int) -> tuple[NDArray[Any], U32]:
-    """(offsets, packed) for postings sorted by (term, ordinal)."""
-    low_bits = 32 - ord_bits
-    buckets = terms >> np.uint32(low_bits)
-    counts = np.bincount(buckets, minlength=1 << ord_bits)
-    offset_dtype = np.uint32 if len(terms) <= 0xFFFFFFFF else np.uint64
-    offsets = np.zeros((1 << ord_bits) + 1, dtype=offset_dtype)
-    np.cumsum(counts, out=offsets[1:])
-    low_mask = np.uint32((1 << low_bits) - 1) if low_bits < 32 else np.uint32(0xFFFFFFFF)
-    packed = ((terms & low_mask) << np.uint32(ord_bits)) | ords
-    return offsets, packed.astype(np.uint32, copy=False)
-
-
-def decode_postings(offsets: NDArray[Any], packed: U32, ord_bits: int) -> tuple[U32, U32]:
-    """(terms, ords) of every posting, in (term, ordinal) order."""
-    low_bits = np.uint32(32 - ord_bits)
-    num_buckets = len(offsets) - 1
-    buckets = np.repeat(np.arange(num_buckets, dtype=np.uint32), np.diff(offsets))
-    terms = (buckets << low_bits) | (packed >> np.uint32(ord_bits))
-    ords = packed & np.uint32((1 << ord_bits) - 1)
-    return terms, ords
+def capped(starts: I64, ends: I64, budget: I64) -> tuple[Ordinals, I64]:
+    """Positions of at most `budget[i]` items of each range; the counts taken leave `budget`."""
+    taken = np.minimum(ends - starts, budget)
+    budget -= taken
+    return gather_ranges(starts, taken), taken
 
 
 class Segment(ABC):
@@ -135,20 +159,35 @@ class Segment(ABC):
     @abstractmethod
     def nbytes(self) -> int: ...
 
+    @property
     @abstractmethod
-    def _match(self, query: U32) -> Ordinals:
-        """Ordinals of the documents holding each query term (one per hit, deleted ones too)."""
+    def trailing_zeros(self) -> int:
+        """Trailing zero bits every term (and so every hash) of the segment has."""
 
     @abstractmethod
-    def decode(self) -> tuple[U32, U32]:
-        """(terms, ords) of every posting sorted by (term, ordinal), for merges."""
+    def _match(self, hashes: U32, budget: I64) -> tuple[Ordinals, I64]:
+        """(ordinals holding each query hash, deleted ones too; postings read per hash).
 
-    def match(self, query: U32) -> Ordinals:
-        """Ordinals of live documents, once per distinct query term they hold."""
-        ords = self._match(query)
+        Reads at most `budget[i]` postings of hash i (lowest ordinals first) and takes
+        what it counts as read from `budget`.
+        """
+
+    @abstractmethod
+    def postings_between(self, low: int, high: int) -> Postings:
+        """(hashes, ords) of the postings with low <= hash < high in (hash, ordinal) order."""
+
+    def decode(self) -> Postings:
+        """(terms, ords) of every posting, in (hash, ordinal) order."""
+        hashes, ords = self.postings_between(0, HASH_SPACE)
+        return unmix(hashes), ords
+
+    def match(self, hashes: U32, budget: I64) -> tuple[Ordinals, I64]:
+        """Ordinals of live documents holding each of the distinct query `hashes`, and
+        the postings read per hash (see `_match`)."""
+        ords, read = self._match(hashes, budget)
         if self.num_deleted and len(ords):
             ords = ords[~self.deleted[ords]]
-        return ords
+        return ords, read
 
     def find(self, ids: U32) -> Ordinals:
         """Ordinal of each id, -1 where the segment does not hold it (live or not)."""
@@ -181,16 +220,8 @@ class Segment(ABC):
         self.num_deleted = int(self.deleted.sum())
 
 
-@dataclass(frozen=True)
-class _ArrayRef:
-    offset: int
-    dtype: str
-    count: int
-    crc32: int
-
-
-class FileSegment(Segment):
-    """A segment memory-mapped from one immutable file (`write` creates it, `open` maps it)."""
+class MappedSegment(Segment):
+    """A segment memory-mapped from one immutable file."""
 
     kind = "file"
 
@@ -201,44 +232,161 @@ class FileSegment(Segment):
         path: Path,
         docs: U32,
         versions: U64,
-        offsets: NDArray[Any],
-        packed: U32,
-        ord_bits: int,
         keepalive: mmap.mmap | None,
     ) -> None:
         super().__init__(segment_id=segment_id, docs=docs, versions=versions)
         self.path = path
-        self.offsets = offsets
-        self.packed = packed
-        self.ord_bits = ord_bits
-        self._shift = np.uint32(32 - ord_bits)
-        self._low_mask = np.uint32((1 << (32 - ord_bits)) - 1)
-        self._ord_mask = np.uint32((1 << ord_bits) - 1)
         self._keepalive = keepalive
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a file segment splits a (hash, ordinal) posting into bucket and stored value."""
+
+    ord_bits: int
+    bucket_bits: int
+    #: trailing zero bits of every hash, not stored
+    shift: int
+
+    @property
+    def value_bits(self) -> int:
+        return 32 - self.bucket_bits - self.shift + self.ord_bits
+
+    @property
+    def width(self) -> int:
+        return codec.width_for(self.value_bits)
+
+    @property
+    def num_buckets(self) -> int:
+        return 1 << self.bucket_bits
+
+    def bucket_of(self, hashes: NDArray[Any]) -> NDArray[np.intp]:
+        buckets: NDArray[np.intp] = (
+            hashes.astype(np.uint64) >> np.uint64(32 - self.bucket_bits)
+        ).astype(np.intp)
+        return buckets
+
+    def value_of(self, hashes: NDArray[Any], ords: NDArray[Any] | int) -> I64:
+        """The stored value of (hash, ordinal) postings (as int64 for comparisons)."""
+        low_mask = np.uint64((1 << (32 - self.bucket_bits)) - 1)
+        low = (hashes.astype(np.uint64) & low_mask) >> np.uint64(self.shift)
+        values: I64 = ((low << np.uint64(self.ord_bits)) | np.asarray(ords, np.uint64)).astype(
+            np.int64
+        )
+        return values
+
+    def hash_of(self, buckets: NDArray[Any], values: U32) -> U32:
+        high = buckets.astype(np.uint64) << np.uint64(32 - self.bucket_bits)
+        low = (values.astype(np.uint64) >> np.uint64(self.ord_bits)) << np.uint64(self.shift)
+        return (high | low).astype(np.uint32)
+
+    def ord_of(self, values: U32) -> U32:
+        return values & np.uint32((1 << self.ord_bits) - 1)
+
+    @classmethod
+    def choose(cls, *, num_docs: int, num_postings: int, shift: int) -> Layout:
+        """The layout of the smallest file (postings + directory); ties go to more buckets."""
+        ord_bits = ord_bits_for(num_docs)
+        best: tuple[int, Layout] | None = None
+        for bucket_bits in range(ord_bits, min(ord_bits + _MAX_EXTRA_BITS, 32) + 1):
+            layout = cls(ord_bits, bucket_bits, min(shift, 32 - bucket_bits))
+            size = num_postings * layout.width + (2 << bucket_bits)
+            if best is None or size <= best[0]:
+                best = (size, layout)
+        assert best is not None
+        return best[1]
+
+
+class FileSegment(MappedSegment):
+    """An FPSEG002 segment file (`write` creates it, `open` maps it)."""
+
+    def __init__(
+        self,
+        *,
+        segment_id: int,
+        path: Path,
+        docs: U32,
+        versions: U64,
+        layout: Layout,
+        postings: codec.Bytes,
+        base: U64,
+        rel: NDArray[Any],
+        keepalive: mmap.mmap | None,
+    ) -> None:
+        super().__init__(
+            segment_id=segment_id, path=path, docs=docs, versions=versions, keepalive=keepalive
+        )
+        self.layout = layout
+        self.postings = postings
+        self.base = base
+        self.rel = rel
+        self._count = len(postings) // layout.width
 
     @property
     def num_postings(self) -> int:
-        return len(self.packed)
+        return self._count
 
     @property
     def nbytes(self) -> int:
-        return int(
-            self.docs.nbytes + self.versions.nbytes + self.offsets.nbytes + self.packed.nbytes
+        arrays = (self.docs, self.versions, self.postings, self.base, self.rel)
+        return int(sum(a.nbytes for a in arrays))
+
+    @property
+    def trailing_zeros(self) -> int:
+        return self.layout.shift
+
+    def _starts(self, buckets: NDArray[Any]) -> I64:
+        return codec.directory_starts(self.base, self.rel, buckets)
+
+    def _values(self, positions: NDArray[Any]) -> U32:
+        return codec.take(self.postings, self.layout.width, positions)
+
+    def _lower_bounds(self, low: I64, high: I64, targets: I64) -> I64:
+        """First position in [low, high) whose value is >= target, for each range at once."""
+        low, high = low.copy(), high.copy()
+        last = self._count - 1
+        while True:
+            active = low < high
+            if not active.any():
+                return low
+            middle = (low + high) >> 1
+            below = active & (self._values(np.minimum(middle, last)).astype(np.int64) < targets)
+            low = np.where(below, middle + 1, low)
+            high = np.where(active & ~below, middle, high)
+
+    def _match(self, hashes: U32, budget: I64) -> tuple[Ordinals, I64]:
+        layout = self.layout
+        if not self._count or not len(hashes):
+            return np.empty(0, dtype=np.intp), np.zeros(len(hashes), dtype=np.int64)
+        buckets = layout.bucket_of(hashes)
+        starts = self._starts(buckets)
+        # a hash without the segment's trailing zeros cannot be in it
+        present = (hashes & np.uint32((1 << layout.shift) - 1)) == 0
+        ends = np.where(present, self._starts(buckets + 1), starts)
+        first = layout.value_of(hashes, 0)
+        bounds = self._lower_bounds(
+            np.concatenate((starts, starts)),
+            np.concatenate((ends, ends)),
+            np.concatenate((first, first + (1 << layout.ord_bits))),
         )
+        positions, read = capped(bounds[: len(hashes)], bounds[len(hashes) :], budget)
+        ords: Ordinals = layout.ord_of(self._values(positions)).astype(np.intp)
+        return ords, read
 
-    def _match(self, query: U32) -> Ordinals:
-        buckets = query >> self._shift
-        starts = self.offsets[buckets]
-        lengths = (self.offsets[buckets + 1] - starts).astype(np.intp)
-        idx = gather_ranges(starts, lengths)
-        values = self.packed[idx]
-        wanted = np.repeat(query & self._low_mask, lengths)
-        hits = values[(values >> np.uint32(self.ord_bits)) == wanted]
-        ords: Ordinals = (hits & self._ord_mask).astype(np.intp)
-        return ords
-
-    def decode(self) -> tuple[U32, U32]:
-        return decode_postings(self.offsets, self.packed, self.ord_bits)
+    def postings_between(self, low: int, high: int) -> Postings:
+        layout = self.layout
+        step = 32 - layout.bucket_bits
+        first_bucket = low >> step
+        end_bucket = min((high + (1 << step) - 1) >> step, layout.num_buckets)
+        starts = self._starts(np.arange(first_bucket, end_bucket + 1))
+        values = codec.decode(self.postings, layout.width, int(starts[0]), int(starts[-1]))
+        buckets = np.repeat(np.arange(first_bucket, end_bucket), np.diff(starts))
+        hashes = layout.hash_of(buckets, values)
+        ords = layout.ord_of(values)
+        inside = (hashes >= low) & (hashes.astype(np.uint64) < high)
+        if not inside.all():
+            hashes, ords = hashes[inside], ords[inside]
+        return hashes, ords
 
     @classmethod
     def write(
@@ -248,40 +396,65 @@ class FileSegment(Segment):
         segment_id: int,
         docs: U32,
         versions: U64,
-        terms: U32,
-        ords: U32,
+        chunks: Iterable[Postings],
+        num_postings: int,
+        trailing_zeros: int,
     ) -> FileSegment:
-        """Encode postings sorted by (term, ordinal), write + fsync `path`, map it back."""
-        ord_bits = ord_bits_for(len(docs))
-        offsets, packed = encode_postings(terms, ords, ord_bits)
-        arrays: dict[str, NDArray[Any]] = {
-            "docs": docs,
-            "versions": versions,
-            "offsets": offsets,
-            "postings": packed,
-        }
+        """Write + fsync `path` from `chunks` of (hashes, ords), consecutive in (hash,
+        ordinal) order, one chunk at a time; map it back.
+
+        `num_postings` (an upper bound is fine) and `trailing_zeros` (a lower bound) choose
+        the layout.
+        """
+        layout = Layout.choose(num_docs=len(docs), num_postings=num_postings, shift=trailing_zeros)
+        counts = np.zeros(layout.num_buckets, dtype=np.uint32)
         refs: dict[str, dict[str, Any]] = {}
-        position = 0
-        for name, array in arrays.items():
-            refs[name] = {
-                "offset": position,
-                "dtype": array.dtype.str,
-                "count": len(array),
-                "crc32": zlib.crc32(_bytes(array)),
-            }
-            position = _aligned(position + array.nbytes)
-        header = json.dumps(
-            {"segment_id": segment_id, "ord_bits": ord_bits, "arrays": refs}
-        ).encode()
-        data_start = _aligned(_HEADER.size + len(header))
         tmp = path.with_suffix(".tmp")
         with tmp.open("wb") as f:
-            f.write(_HEADER.pack(_MAGIC, len(header)))
-            f.write(header)
-            for name, array in arrays.items():
-                f.seek(data_start + refs[name]["offset"])
+            f.seek(_HEADER_ROOM)
+            crc = 0
+            written = 0
+            for hashes, ords in chunks:
+                if not len(hashes):
+                    continue
+                buckets = layout.bucket_of(hashes)
+                offset = int(buckets[0])
+                local = np.bincount(buckets - offset)
+                counts[offset : offset + len(local)] += local.astype(np.uint32)
+                data = codec.encode(layout.value_of(hashes, ords), layout.width)
+                f.write(_bytes(data))
+                crc = zlib.crc32(_bytes(data), crc)
+                written += len(hashes)
+            position = _HEADER_ROOM
+            refs["postings"] = _ref(position, np.dtype(np.uint8), written * layout.width, crc)
+            position = _aligned(position + written * layout.width)
+            base, rel = codec.encode_directory(counts)
+            del counts
+            rest: dict[str, NDArray[Any]] = {
+                "docs": docs,
+                "versions": versions,
+                "base": base,
+                "rel": rel,
+            }
+            for name, array in rest.items():
+                f.seek(position)
                 f.write(_bytes(array))
-            f.truncate(data_start + position)
+                refs[name] = _ref(position, array.dtype, len(array), zlib.crc32(_bytes(array)))
+                position = _aligned(position + array.nbytes)
+            f.truncate(position)
+            header = json.dumps(
+                {
+                    "segment_id": segment_id,
+                    "ord_bits": layout.ord_bits,
+                    "bucket_bits": layout.bucket_bits,
+                    "shift": layout.shift,
+                    "arrays": refs,
+                }
+            ).encode()
+            if HEADER.size + len(header) > _HEADER_ROOM:
+                raise SegmentFileError(f"{path}: the segment header does not fit")
+            f.seek(0)
+            f.write(HEADER.pack(MAGIC, len(header)) + header)
             f.flush()
             os.fsync(f.fileno())
         tmp.rename(path)
@@ -291,41 +464,84 @@ class FileSegment(Segment):
     @classmethod
     def open(cls, path: Path, *, verify: bool = False) -> FileSegment:
         """Map a segment file; `verify` checks every array's CRC32 (restore does)."""
+        header, arrays, mm = map_segment_file(path, MAGIC, data_start=0, verify=verify)
         try:
-            with path.open("rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-        except OSError as exc:
-            raise SegmentFileError(f"{path}: cannot read the segment: {exc.strerror}") from exc
-        if mm is None or size < _HEADER.size:
-            raise SegmentFileError(f"{path}: the segment is truncated")
-        magic, header_len = _HEADER.unpack_from(mm, 0)
-        if magic != _MAGIC:
-            raise SegmentFileError(f"{path}: not a segment file")
-        try:
-            header = json.loads(mm[_HEADER.size : _HEADER.size + header_len])
-            data_start = _aligned(_HEADER.size + header_len)
-            arrays: dict[str, NDArray[Any]] = {}
-            for name, raw in header["arrays"].items():
-                ref = _ArrayRef(**raw)
-                arrays[name] = np.frombuffer(
-                    mm, dtype=np.dtype(ref.dtype), count=ref.count, offset=data_start + ref.offset
-                )
-                if verify and zlib.crc32(_bytes(arrays[name])) != ref.crc32:
-                    raise SegmentFileError(f"{path}: segment array {name} fails its checksum")
+            layout = Layout(
+                int(header["ord_bits"]), int(header["bucket_bits"]), int(header["shift"])
+            )
+            segment = cls(
+                segment_id=int(header["segment_id"]),
+                path=path,
+                docs=arrays["docs"],
+                versions=arrays["versions"],
+                layout=layout,
+                postings=arrays["postings"],
+                base=arrays["base"],
+                rel=arrays["rel"],
+                keepalive=mm,
+            )
         except (KeyError, ValueError, TypeError) as exc:
             raise SegmentFileError(f"{path}: the segment header is damaged: {exc}") from exc
-        mm.madvise(mmap.MADV_RANDOM)
-        return cls(
-            segment_id=int(header["segment_id"]),
-            path=path,
-            docs=arrays["docs"],
-            versions=arrays["versions"],
-            offsets=arrays["offsets"],
-            packed=arrays["postings"],
-            ord_bits=int(header["ord_bits"]),
-            keepalive=mm,
-        )
+        if (
+            len(segment.rel) != layout.num_buckets + 1
+            or int(segment.rel[-1]) + int(segment.base[-1]) != segment.num_postings
+        ):
+            raise SegmentFileError(f"{path}: the segment directory does not fit its postings")
+        return segment
+
+
+def map_segment_file(
+    path: Path, magic: bytes, *, data_start: int | None, verify: bool
+) -> tuple[dict[str, Any], dict[str, NDArray[Any]], mmap.mmap]:
+    """(header, arrays, map) of a segment file with `magic`; array offsets count from
+    `data_start` (None: the first aligned position after the header)."""
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+    except OSError as exc:
+        raise SegmentFileError(f"{path}: cannot read the segment: {exc.strerror}") from exc
+    if mm is None or size < HEADER.size:
+        raise SegmentFileError(f"{path}: the segment is truncated")
+    found, header_len = HEADER.unpack_from(mm, 0)
+    if found != magic:
+        raise SegmentFileError(f"{path}: not a segment file")
+    try:
+        header = json.loads(mm[HEADER.size : HEADER.size + header_len])
+        start = _aligned(HEADER.size + header_len) if data_start is None else data_start
+        arrays: dict[str, NDArray[Any]] = {}
+        for name, raw in header["arrays"].items():
+            ref = _ArrayRef(**raw)
+            arrays[name] = np.frombuffer(
+                mm, dtype=np.dtype(ref.dtype), count=ref.count, offset=start + ref.offset
+            )
+            if verify and zlib.crc32(_bytes(arrays[name])) != ref.crc32:
+                raise SegmentFileError(f"{path}: segment array {name} fails its checksum")
+    except (KeyError, ValueError, TypeError) as exc:
+        raise SegmentFileError(f"{path}: the segment header is damaged: {exc}") from exc
+    mm.madvise(mmap.MADV_RANDOM)
+    return header, arrays, mm
+
+
+def segment_magic(path: Path) -> bytes:
+    """The first 8 bytes of a segment file (its format)."""
+    try:
+        with path.open("rb") as f:
+            return f.read(len(MAGIC))
+    except OSError as exc:
+        raise SegmentFileError(f"{path}: cannot read the segment: {exc.strerror}") from exc
+
+
+@dataclass(frozen=True)
+class _ArrayRef:
+    offset: int
+    dtype: str
+    count: int
+    crc32: int
+
+
+def _ref(offset: int, dtype: np.dtype[Any], count: int, crc32: int) -> dict[str, Any]:
+    return {"offset": offset, "dtype": dtype.str, "count": count, "crc32": crc32}
 
 
 def _aligned(position: int) -> int:

@@ -3,7 +3,7 @@
 Layout of an index directory:
 
     manifest.json          the checkpoint: version V, metadata, file segments + tombstones
-    segments/*.fpseg       immutable file segments (segment.py)
+    segments/*.fpseg       immutable file segments (segment.py; FPSEG001 ones: legacy.py)
     segments/*.del-N.npy   tombstoned ordinals of a segment, a new file per change
     wal/wal-*.log          every update after V (wal.py)
 
@@ -30,11 +30,12 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from acoustid_stack.index.durable import fsync_dir, make_dirs
 from acoustid_stack.index.interfaces import (
@@ -49,13 +50,18 @@ from acoustid_stack.index.interfaces import (
     SearchHit,
     SearchOptions,
 )
+from acoustid_stack.index.legacy import LegacySegment
 from acoustid_stack.index.memory import MemorySegment
-from acoustid_stack.index.merge import MergePolicy, merge_segments
+from acoustid_stack.index.merge import MergePolicy, merge_segments, merged_chunks, plan_merge
 from acoustid_stack.index.segment import (
+    MAGIC,
     U32,
     FileSegment,
+    MappedSegment,
     Segment,
     SegmentFileError,
+    mix,
+    segment_magic,
     sorted_unique,
     unique_counts,
 )
@@ -66,7 +72,13 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 SEGMENTS_DIR = "segments"
 WAL_DIR = "wal"
-_FORMAT = 1
+# format 2: FPSEG002 segments; format 1 manifests (FPSEG001 segments) are still read
+_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
+#: postings read per query term at most, over all segments: a term held by more
+#: documents than this says little about which one matches, and reading all of them
+#: would make such a query cost as much as a scan (fpindex caps them too)
+MAX_POSTINGS_PER_TERM = 4096
 # replaying a long WAL creates one memory segment per record; fold them as we go
 _REPLAY_FOLD_AT = 32
 
@@ -77,6 +89,15 @@ REPAIR_HINT = (
 
 # (index name, kind of work, seconds)
 MergeObserver = Callable[[str, str, float], None]
+
+
+@dataclass
+class SearchStats:
+    """What one search read, filled in by `IndexStore.search`."""
+
+    #: postings read per distinct query term (summed over segments)
+    postings_read: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    segments: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,9 +119,11 @@ class IndexStore:
         *,
         policy: MergePolicy | None = None,
         on_merge: MergeObserver | None = None,
+        max_postings_per_term: int = MAX_POSTINGS_PER_TERM,
     ) -> None:
         self.path = path
         self.policy = policy or MergePolicy()
+        self.max_postings_per_term = max_postings_per_term
         self._on_merge = on_merge
         self._write_lock = threading.Lock()
         # serialises flushes, merges and snapshots (the manifest has one writer)
@@ -167,7 +190,7 @@ class IndexStore:
         self._manifest_serial = int(manifest.get("serial", 0))
         segments: list[Segment] = []
         for entry in manifest["segments"]:
-            segment = FileSegment.open(self.path / SEGMENTS_DIR / entry["file"])
+            segment = open_segment(self.path / SEGMENTS_DIR / entry["file"])
             if entry.get("deleted"):
                 self._deletion_files[segment.segment_id] = entry["deleted"]
                 segment.set_deleted_ordinals(load_tombstones(self.path, entry["deleted"]))
@@ -249,17 +272,34 @@ class IndexStore:
 
     # ---- reads ----------------------------------------------------------------------
 
-    def search(self, query: Sequence[int] | U32, options: SearchOptions) -> list[SearchHit]:
-        """Documents sharing the most distinct terms with `query` (fpindex semantics)."""
+    def search(
+        self,
+        query: Sequence[int] | U32,
+        options: SearchOptions,
+        stats: SearchStats | None = None,
+    ) -> list[SearchHit]:
+        """Documents sharing the most distinct terms with `query` (fpindex semantics).
+
+        At most `max_postings_per_term` postings are read per query term (the lowest
+        document ids of each segment first); `stats` receives what was read.
+        """
         self.require_ready()
         terms = sorted_unique(np.asarray(query, dtype=np.uint32))
         if not len(terms):
             return []
+        hashes = mix(terms)
+        budget = np.full(len(terms), self.max_postings_per_term, dtype=np.int64)
+        read = np.zeros(len(terms), dtype=np.int64)
         deadline = time.monotonic() + options.timeout
         id_parts: list[U32] = []
         count_parts: list[np.ndarray] = []
-        for segment in self._segments:
-            ords = segment.match(terms)
+        segments = self._segments
+        if stats is not None:
+            stats.postings_read = read
+            stats.segments = len(segments)
+        for segment in segments:
+            ords, segment_read = segment.match(hashes, budget)
+            read += segment_read
             if len(ords):
                 unique_ords, counts = unique_counts(ords)
                 id_parts.append(segment.docs[unique_ords])
@@ -361,6 +401,8 @@ class IndexStore:
                 return True
             compact = idle >= self.policy.idle_compact and not self._compacted_since_write
             pick = self.policy.pick_file_merge([s.live_docs for s in files], compact=compact)
+            if pick is None and compact and any(isinstance(s, LegacySegment) for s in files):
+                pick = (0, len(files))
             if pick is None:
                 self._compacted_since_write = self._compacted_since_write or compact
                 return False
@@ -417,12 +459,12 @@ class IndexStore:
                 memory = [s for s in self._segments if s.kind == "memory"]
             captured = [s.deleted.copy() for s in memory]
             segment_id = self._allocate_segment_id()
-        merged = merge_segments(memory, captured)
+        merged = merge_segments(memory, captured, chunk_postings=self.policy.chunk_postings)
         folded = MemorySegment.from_postings(
             segment_id=segment_id,
             docs=merged.docs,
             versions=merged.versions,
-            terms=merged.terms,
+            hashes=merged.hashes,
             ords=merged.ords,
             created=min(s.created for s in memory if isinstance(s, MemorySegment)),
         )
@@ -437,8 +479,7 @@ class IndexStore:
             flushed_version = self.version
             segment_id = self._allocate_segment_id()
             self._wal.rotate(flushed_version + 1)
-        merged = merge_segments(memory, captured)
-        new = self._write_segment(segment_id, merged) if len(merged.docs) else None
+        new = self._write_merged(segment_id, memory, captured)
         with self._write_lock:
             self._install(memory, captured, new)
             self.checkpoint_version = flushed_version
@@ -452,8 +493,7 @@ class IndexStore:
         with self._write_lock:
             captured = [s.deleted.copy() for s in files]
             segment_id = self._allocate_segment_id()
-        merged = merge_segments(files, captured)
-        new = self._write_segment(segment_id, merged) if len(merged.docs) else None
+        new = self._write_merged(segment_id, files, captured)
         with self._write_lock:
             self._install(files, captured, new)
             self._write_manifest()
@@ -463,18 +503,25 @@ class IndexStore:
             "index %s: merged %d segments into %d documents in %.1f s",
             self.path.name,
             len(files),
-            len(merged.docs),
+            new.num_docs if new is not None else 0,
             time.monotonic() - started,
         )
 
-    def _write_segment(self, segment_id: int, merged: Any) -> FileSegment:
+    def _write_merged(
+        self, segment_id: int, segments: list[Segment], captured: list[np.ndarray]
+    ) -> FileSegment | None:
+        """Merge `segments` as of `captured` tombstones into a new file, range by range."""
+        plan = plan_merge(segments, captured)
+        if not len(plan.docs):
+            return None
         return FileSegment.write(
             self.path / SEGMENTS_DIR / f"segment-{segment_id:010d}.fpseg",
             segment_id=segment_id,
-            docs=merged.docs,
-            versions=merged.versions,
-            terms=merged.terms,
-            ords=merged.ords,
+            docs=plan.docs,
+            versions=plan.versions,
+            chunks=merged_chunks(segments, plan, chunk_postings=self.policy.chunk_postings),
+            num_postings=plan.num_postings,
+            trailing_zeros=plan.trailing_zeros,
         )
 
     def _observe(self, kind: str, started: float) -> None:
@@ -491,7 +538,7 @@ class IndexStore:
         self._manifest_serial += 1
         entries = []
         for segment in self._segments:
-            if not isinstance(segment, FileSegment):
+            if not isinstance(segment, MappedSegment):
                 continue
             if segment.segment_id in self._dirty:
                 name = f"{segment.path.stem}.del-{self._manifest_serial:08d}.npy"
@@ -549,7 +596,7 @@ class IndexStore:
 
     def _remove_unreferenced_files(self) -> None:
         with self._write_lock:
-            referenced = {s.path.name for s in self._segments if isinstance(s, FileSegment)}
+            referenced = {s.path.name for s in self._segments if isinstance(s, MappedSegment)}
             referenced |= {
                 name
                 for seg_id, name in self._deletion_files.items()
@@ -594,7 +641,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise SegmentFileError(f"{path / MANIFEST}: unreadable: {exc}") from exc
     found = manifest.get("format") if isinstance(manifest, dict) else None
-    if found != _FORMAT:
+    if found not in _READABLE_FORMATS:
         raise SegmentFileError(f"{path / MANIFEST}: unknown format {found!r}")
     missing = {"version", "next_segment_id", "segments"} - manifest.keys()
     if missing:
@@ -612,6 +659,13 @@ def manifest_files(manifest: dict[str, Any]) -> list[str]:
     return names
 
 
+def open_segment(path: Path, *, verify: bool = False) -> MappedSegment:
+    """Map a segment file of either format (`verify`: check its checksums)."""
+    if segment_magic(path) == MAGIC:
+        return FileSegment.open(path, verify=verify)
+    return LegacySegment.open(path, verify=verify)
+
+
 def load_tombstones(path: Path, name: str) -> U32:
     """The deleted ordinals stored in `segments/<name>` of the index at `path`."""
     file = path / SEGMENTS_DIR / name
@@ -626,7 +680,7 @@ def segment_problems(path: Path, manifest: dict[str, Any]) -> Iterator[SegmentFi
     """Every file `manifest` names that is missing or fails its checks (checksums)."""
     for entry in manifest["segments"]:
         try:
-            FileSegment.open(path / SEGMENTS_DIR / entry["file"], verify=True)
+            open_segment(path / SEGMENTS_DIR / entry["file"], verify=True)
         except SegmentFileError as exc:
             yield exc
         if entry.get("deleted"):

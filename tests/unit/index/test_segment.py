@@ -4,76 +4,185 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.unit.index import fpseg001
 
+from acoustid_stack.index.legacy import LegacySegment
 from acoustid_stack.index.memory import MemorySegment
 from acoustid_stack.index.segment import (
+    HASH_SPACE,
     FileSegment,
+    Layout,
+    Segment,
     SegmentFileError,
-    decode_postings,
-    encode_postings,
-    ord_bits_for,
+    mix,
+    trailing_zeros,
+    unmix,
 )
 
+NO_CAP = 1 << 40
 
-def sorted_postings(
-    rng: np.random.Generator, docs: int, terms: int
+
+def random_postings(
+    rng: np.random.Generator, docs: int, terms: int, *, high: int = 2**32, step: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
+    """(terms, ords) sorted by (term, ordinal): `terms` per document below `high`,
+    multiples of `step`."""
     pairs = np.unique(
-        (rng.integers(0, 2**32, docs * terms, dtype=np.uint64) << np.uint64(32))
-        | rng.integers(0, docs, docs * terms, dtype=np.uint64)
+        ((rng.integers(0, high // step, docs * terms, dtype=np.uint64) * np.uint64(step)) << 32)
+        | np.repeat(np.arange(docs, dtype=np.uint64), terms)
     )
     return (pairs >> np.uint64(32)).astype(np.uint32), (pairs & np.uint64(0xFFFFFFFF)).astype(
         np.uint32
     )
 
 
-def test_packed_postings_decode_to_what_was_encoded() -> None:
-    rng = np.random.default_rng(0)
-    for docs in (1, 2, 3, 1000, 5000):
-        terms, ords = sorted_postings(rng, docs, 30)
-        bits = ord_bits_for(docs)
-        offsets, packed = encode_postings(terms, ords, bits)
-        assert packed.dtype == np.uint32
-        decoded_terms, decoded_ords = decode_postings(offsets, packed, bits)
-        np.testing.assert_array_equal(decoded_terms, terms)
-        np.testing.assert_array_equal(decoded_ords, ords)
-
-
-def test_file_and_memory_segments_match_the_same_documents(tmp_path: Path) -> None:
-    rng = np.random.default_rng(1)
-    docs = np.sort(rng.choice(2**32 - 1, 2000, replace=False).astype(np.uint32) + 1)
-    terms, ords = sorted_postings(rng, len(docs), 50)
-    versions = np.ones(len(docs), dtype=np.uint64)
-    file_segment = FileSegment.write(
-        tmp_path / "s.fpseg", segment_id=1, docs=docs, versions=versions, terms=terms, ords=ords
+def write_file_segment(
+    path: Path, docs: np.ndarray, terms: np.ndarray, ords: np.ndarray, *, pieces: int = 7
+) -> FileSegment:
+    """A file segment of these postings, written in `pieces` chunks as a merge does."""
+    keys = np.sort((mix(terms).astype(np.uint64) << np.uint64(32)) | ords.astype(np.uint64))
+    chunks = [
+        ((k >> np.uint64(32)).astype(np.uint32), k.astype(np.uint32))
+        for k in np.array_split(keys, pieces)
+    ]
+    return FileSegment.write(
+        path,
+        segment_id=1,
+        docs=docs,
+        versions=np.ones(len(docs), dtype=np.uint64),
+        chunks=chunks,
+        num_postings=len(keys),
+        trailing_zeros=trailing_zeros(terms),
     )
+
+
+def matches(segment: Segment, query: np.ndarray) -> list[int]:
+    ords, _ = segment.match(mix(query), np.full(len(query), NO_CAP, dtype=np.int64))
+    return sorted(ords.tolist())
+
+
+def test_mixing_is_a_bijection() -> None:
+    terms = np.array([0, 1, 2**22 - 1, 2**31, 2**32 - 1], dtype=np.uint32)
+    assert unmix(mix(terms)).tolist() == terms.tolist()
+    assert len(np.unique(mix(np.arange(2**16, dtype=np.uint32)))) == 2**16
+
+
+@pytest.mark.parametrize(
+    ("high", "step", "width"),
+    [(2**32, 1, 4), (2**32, 16, 3), (2**22, 1, 4)],
+    ids=["random", "acoustid-28-bit", "below-2^22"],
+)
+def test_file_and_memory_segments_match_the_same_documents(
+    tmp_path: Path, high: int, step: int, width: int
+) -> None:
+    rng = np.random.default_rng(1)
+    docs = np.sort(rng.choice(2**32 - 1, 3000, replace=False).astype(np.uint32) + 1)
+    terms, ords = random_postings(rng, len(docs), 60, high=high, step=step)
+    file_segment = write_file_segment(tmp_path / "s.fpseg", docs, terms, ords)
+    assert file_segment.layout.width == width
     memory_segment = MemorySegment.from_postings(
-        segment_id=2, docs=docs, versions=versions, terms=terms, ords=ords, created=0.0
+        segment_id=2,
+        docs=docs,
+        versions=np.ones(len(docs), dtype=np.uint64),
+        hashes=(keys := np.sort((mix(terms).astype(np.uint64) << 32) | ords)) >> np.uint64(32),
+        ords=keys.astype(np.uint32),
+        created=0.0,
     )
     query = np.unique(
-        np.concatenate([terms[:: len(terms) // 40], rng.integers(0, 2**32, 40, dtype=np.uint32)])
+        np.concatenate(
+            [terms[:: len(terms) // 40], rng.integers(0, high, 40, dtype=np.uint32), [0, high - 1]]
+        ).astype(np.uint32)
     )
     expected = sorted(ords[np.isin(terms, query)].tolist())
-    assert sorted(file_segment.match(query).tolist()) == expected
-    assert sorted(memory_segment.match(query).tolist()) == expected
+    assert matches(file_segment, query) == expected
+    assert matches(memory_segment, query) == expected
+    for segment in (file_segment, memory_segment):
+        decoded_terms, decoded_ords = segment.decode()
+        assert sorted(zip(decoded_terms.tolist(), decoded_ords.tolist(), strict=True)) == sorted(
+            zip(terms.tolist(), ords.tolist(), strict=True)
+        )
+        low, high_hash = 2**31 - 2**28, 2**31 + 2**27
+        hashes, _ = segment.postings_between(low, high_hash)
+        inside = mix(terms)
+        assert len(hashes) == int(((inside >= low) & (inside < high_hash)).sum())
+        assert (np.diff(hashes.astype(np.int64)) >= 0).all()
     doomed = docs[expected[:3]]
     file_segment.mark_deleted(doomed)
-    assert not set(docs[file_segment.match(query)].tolist()) & set(doomed.tolist())
+    ords_left, _ = file_segment.match(mix(query), np.full(len(query), NO_CAP, dtype=np.int64))
+    assert not set(docs[ords_left].tolist()) & set(doomed.tolist())
     assert file_segment.live_docs == len(docs) - len(set(doomed.tolist()))
+
+
+def test_terms_below_2_22_read_only_their_own_postings(tmp_path: Path) -> None:
+    """Low-bit entropy: FPSEG001 read whole buckets of ~1/32 of the segment per term."""
+    rng = np.random.default_rng(3)
+    docs = np.arange(1, 20001, dtype=np.uint32)
+    terms, ords = random_postings(rng, len(docs), 100, high=2**22)
+    query = terms[ords == 1234]
+    own = np.searchsorted(terms, query, side="right") - np.searchsorted(terms, query)
+
+    segment = write_file_segment(tmp_path / "new.fpseg", docs, terms, ords)
+    budget = np.full(len(query), NO_CAP, dtype=np.int64)
+    found, read = segment.match(mix(query), budget)
+    assert read.tolist() == own.tolist()
+    assert max(read) <= 10
+    assert (found == 1234).sum() == len(query)
+
+    fpseg001.write_segment(tmp_path / "old.fpseg", segment_id=1, docs=docs, terms=terms, ords=ords)
+    legacy = LegacySegment.open(tmp_path / "old.fpseg", verify=True)
+    found, read = legacy.match(mix(query), budget)
+    assert (found == 1234).sum() == len(query)
+    assert min(read) > 20000  # whole buckets: the cost the new layout removes
+
+
+def test_the_per_term_budget_caps_postings_read(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    docs = np.arange(1, 5001, dtype=np.uint32)
+    terms, ords = random_postings(rng, len(docs), 30, step=16)
+    common = np.uint32(0xABCDE0)
+    terms = np.concatenate([terms, np.full(len(docs), common, dtype=np.uint32)])
+    ords = np.concatenate([ords, np.arange(len(docs), dtype=np.uint32)])
+    order = np.lexsort((ords, terms))
+    segment = write_file_segment(tmp_path / "s.fpseg", docs, terms[order], ords[order])
+    rare = terms[ords == 7][:3]
+    query = np.concatenate([[common], rare])
+    budget = np.array([100, 100, 100, 100], dtype=np.int64)
+    found, read = segment.match(mix(query), budget)
+    assert read[0] == 100
+    assert budget[0] == 0
+    assert sorted(found.tolist())[:100] == list(range(7)) + [7] * 4 + list(range(8, 97))
+    assert budget[1:].tolist() == [100 - r for r in read[1:].tolist()]
+
+
+def test_layout_takes_the_smallest_file() -> None:
+    # AcoustID terms (28 bits): 3-byte postings with 16 buckets per document
+    layout = Layout.choose(num_docs=2**20, num_postings=120 * 2**20, shift=4)
+    assert (layout.width, layout.bucket_bits - layout.ord_bits) == (3, 4)
+    # random 32-bit terms: a whole uint32, one bucket per document
+    layout = Layout.choose(num_docs=2**20, num_postings=120 * 2**20, shift=0)
+    assert (layout.width, layout.bucket_bits - layout.ord_bits) == (4, 0)
+    assert Layout.choose(num_docs=1, num_postings=0, shift=32).width == 1
+
+
+def test_postings_between_covers_the_hash_space_once(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    docs = np.arange(1, 301, dtype=np.uint32)
+    terms, ords = random_postings(rng, len(docs), 20)
+    segment = write_file_segment(tmp_path / "s.fpseg", docs, terms, ords)
+    width = HASH_SPACE >> 13  # finer than the segment's buckets
+    pieces = [segment.postings_between(low, low + width)[0] for low in range(0, HASH_SPACE, width)]
+    assert np.concatenate(pieces).tolist() == np.sort(mix(terms)).tolist()
 
 
 def test_a_damaged_segment_file_fails_its_checksum(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
-    terms, ords = sorted_postings(rng, 100, 20)
-    docs = np.arange(1, 101, dtype=np.uint32)
+    terms, ords = random_postings(rng, 100, 20)
     path = tmp_path / "s.fpseg"
-    FileSegment.write(
-        path, segment_id=1, docs=docs, versions=np.zeros(100, np.uint64), terms=terms, ords=ords
-    )
+    write_file_segment(path, np.arange(1, 101, dtype=np.uint32), terms, ords)
     data = bytearray(path.read_bytes())
-    data[-5] ^= 0xFF
+    data[5000] ^= 0xFF  # in the postings
     path.write_bytes(bytes(data))
-    with pytest.raises(SegmentFileError, match="checksum"):
+    with pytest.raises(SegmentFileError, match="postings fails its checksum"):
         FileSegment.open(path, verify=True)
     path.write_bytes(b"junk")
     with pytest.raises(SegmentFileError):

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.unit.index import fpseg001
 
+from acoustid_stack.index.check import check_index
 from acoustid_stack.index.interfaces import (
     ConflictError,
     CorruptIndexError,
@@ -12,8 +14,10 @@ from acoustid_stack.index.interfaces import (
     Insert,
     SearchOptions,
 )
+from acoustid_stack.index.legacy import LegacySegment
 from acoustid_stack.index.merge import MergePolicy
-from acoustid_stack.index.store import IndexStore
+from acoustid_stack.index.segment import FileSegment
+from acoustid_stack.index.store import IndexStore, SearchStats, read_manifest
 
 EAGER = MergePolicy(flush_docs=300, idle_flush=0, idle_compact=0, tier_factor=2)
 LAZY = MergePolicy(idle_flush=3600, idle_compact=3600, max_memory_age=3600)
@@ -122,3 +126,55 @@ def test_a_damaged_segment_file_leaves_the_store_corrupt(tmp_path: Path) -> None
         reopened.open()
     with pytest.raises(CorruptIndexError):
         reopened.info()
+
+
+def test_a_format_1_index_is_served_checked_and_rewritten_at_the_next_compaction(
+    tmp_path: Path,
+) -> None:
+    documents = {i: terms(i) for i in range(1, 300)}
+    fpseg001.write_index(tmp_path / "i", documents)
+    assert check_index(tmp_path / "i").problems == []
+
+    store = IndexStore(tmp_path / "i", policy=EAGER)
+    store.open()
+    (old,) = store.segments()
+    assert isinstance(old, LegacySegment)
+    assert [h.id for h in store.search(terms(7), SearchOptions(limit=1))] == [7]
+    store.update([Delete(8)])
+    while store.maintain():
+        pass
+    (new,) = store.segments()
+    assert isinstance(new, FileSegment)
+    assert new.num_docs == 298
+    assert [h.id for h in store.search(terms(7), SearchOptions(limit=1))] == [7]
+    assert store.search(terms(8), SearchOptions()) == []
+    store.close()
+    assert read_manifest(tmp_path / "i")["format"] == 2
+    assert check_index(tmp_path / "i").problems == []
+    reopened = IndexStore(tmp_path / "i", policy=LAZY)
+    reopened.open()
+    assert reopened.info().num_docs == 298
+
+
+def test_postings_read_per_term_stay_bounded_for_low_bit_terms_and_common_ones(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(9)
+    low_bit_terms = {i: rng.integers(0, 2**22, 100, dtype=np.uint32) for i in range(1, 4001)}
+    common = np.uint32(12345)
+    store = IndexStore.create(tmp_path / "i", policy=LAZY, max_postings_per_term=500)
+    store.open()
+    # one file segment and one memory segment, the common term in 4000 documents of both
+    for ids in (range(1, 2001), range(2001, 4001)):
+        store.update([Insert(i, np.append(low_bit_terms[i], common)) for i in ids])
+        if ids.start == 1:
+            store.checkpoint()
+    assert store.stats().file_segments == 1
+    stats = SearchStats()
+    query = np.append(low_bit_terms[3000], common)
+    hits = store.search(query, SearchOptions(limit=1), stats)
+    assert [h.id for h in hits] == [3000]
+    assert stats.segments == 2
+    read = dict(zip(np.sort(query).tolist(), stats.postings_read.tolist(), strict=True))
+    assert read.pop(int(common)) == 500
+    assert max(read.values()) <= 8

@@ -1,0 +1,97 @@
+"""Byte-aligned integer codecs of file segments: fixed-width postings and a delta directory.
+
+Postings are stored as fixed-width little-endian integers of 1 to 4 bytes, so any posting
+is read by position (a binary search needs that) with plain NumPy fancy indexing, which
+releases the GIL on large arrays. The width is what is left of a posting once its
+segment's directory bucket and common trailing zero bits are taken out (segment.py);
+that is where the saving over a whole uint32 per posting comes from.
+
+The directory of bucket start offsets is delta-coded in blocks: one uint64 base per
+`BLOCK` buckets plus, per bucket, its offset from the base in uint16 (uint32 only for a
+segment where a block spans 2^16 postings or more, e.g. a term held by that many documents).
+
+Why not a varint/StreamVByte codec (libstreamvbyte and pyfastpfor are on PyPI, neither
+maintained since 2024, and both decode whole arrays only): postings sorted by a mixed
+hash are as dense as random numbers, so their deltas take as many bytes as the fixed
+width does, and a variable-length code would lose the random access searches need.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+BLOCK_BITS = 8
+BLOCK = 1 << BLOCK_BITS
+# the directory is built in slices of this many buckets so its temporaries stay small
+_SLICE = 1 << 20
+
+Bytes = NDArray[np.uint8]
+
+
+def width_for(bits: int) -> int:
+    """Bytes of a fixed-width integer holding `bits` bits (1 to 4)."""
+    if not 0 <= bits <= 32:
+        raise ValueError(f"cannot store {bits}-bit postings")
+    return max(1, -(-bits // 8))
+
+
+def encode(values: NDArray[Any], width: int) -> Bytes:
+    """`values` (< 2^(8 * width)) as `width`-byte little-endian integers."""
+    wide = np.asarray(values, dtype="<u4")
+    out: Bytes = wide.view(np.uint8).reshape(-1, 4)[:, :width].reshape(-1).copy()
+    return out
+
+
+def take(data: Bytes, width: int, positions: NDArray[Any]) -> NDArray[np.uint32]:
+    """The integers at `positions` of an `encode`d array."""
+    if width in (1, 2, 4):
+        typed: NDArray[np.uint32] = data.view(f"<u{width}")[positions].astype(np.uint32)
+        return typed
+    first = np.asarray(positions, dtype=np.intp) * width
+    values = data[first].astype(np.uint32)
+    for byte in range(1, width):
+        values |= data[first + byte].astype(np.uint32) << np.uint32(8 * byte)
+    return values
+
+
+def decode(data: Bytes, width: int, start: int = 0, stop: int | None = None) -> NDArray[np.uint32]:
+    """The integers [start, stop) of an `encode`d array."""
+    count = len(data) // width
+    stop = count if stop is None else stop
+    raw = data[start * width : stop * width]
+    if width == 4:
+        return raw.view("<u4").astype(np.uint32)
+    padded = np.zeros((stop - start, 4), dtype=np.uint8)
+    padded[:, :width] = raw.reshape(-1, width)
+    return padded.view("<u4").reshape(-1).astype(np.uint32)
+
+
+def encode_directory(counts: NDArray[Any]) -> tuple[NDArray[np.uint64], NDArray[Any]]:
+    """(base, rel) of buckets holding `counts` postings each; see `directory_starts`."""
+    n = len(counts)
+    base = np.empty((n >> BLOCK_BITS) + 1, dtype=np.uint64)
+    rel = np.empty(n + 1, dtype=np.uint32)
+    total = 0
+    for first in range(0, n + 1, _SLICE):
+        piece = counts[first : first + _SLICE].astype(np.int64)
+        starts = total + np.cumsum(piece) - piece
+        total += int(piece.sum())
+        if first + _SLICE > n:
+            starts = np.append(starts, total)  # the end of the last bucket
+        index = np.arange(first, first + len(starts))
+        base[index[::BLOCK] >> BLOCK_BITS] = starts[::BLOCK]
+        rel[index] = starts - base[index >> BLOCK_BITS].astype(np.int64)
+    if int(rel.max()) < 1 << 16:
+        return base, rel.astype(np.uint16)
+    return base, rel
+
+
+def directory_starts(
+    base: NDArray[np.uint64], rel: NDArray[Any], buckets: NDArray[Any]
+) -> NDArray[np.int64]:
+    """Position of the first posting of each bucket (`len(rel) - 1` for the end)."""
+    starts: NDArray[np.int64] = base[buckets >> BLOCK_BITS].astype(np.int64) + rel[buckets]
+    return starts
