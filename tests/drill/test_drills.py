@@ -30,13 +30,14 @@ RUNS += [("pip", name) for name in sorted(FROM_BACKUPS)]
 
 @pytest.mark.parametrize(("servers", "name"), RUNS)
 def test_drill_recovers_within_targets_and_keeps_acknowledged_submissions(
-    servers: ServerSet, name: str
+    servers: ServerSet, name: str, drill_summaries: list[str]
 ) -> None:
     # outside pytest's basetemp: pytest sessions running at the same time prune each
     # other's old basetemps, which would delete a running drill's data; kept on failure
     folder = Path(tempfile.mkdtemp(prefix=f"acoustid-drill-{servers}-{name}-"))
     print(f"drill data in {folder}")
     report = run_drill(SCENARIOS[name], folder, echo=print, servers=servers)
+    drill_summaries.append(report.summary())
     assert report.acknowledged > 0
     assert report.healthy_at > report.fault_at
     assert report.rto < RTO_TARGET, report.summary()
