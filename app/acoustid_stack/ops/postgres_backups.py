@@ -33,7 +33,8 @@ def open_backups(repo: BackupRepository) -> PostgresBackups:
         return BaseBackups(repo.basebackup_config)
     raise UserError(
         f"{repo.root} has no PostgreSQL backup configuration (neither pgbackrest.conf nor "
-        "basebackup.json); `acoustid-stack up` and the playbooks write one"
+        "basebackup.json); `acoustid-stack up` and the playbooks write one for the servers "
+        "they run; `--what dump,index,redis` backs up the rest"
     )
 
 
