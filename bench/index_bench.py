@@ -1,16 +1,24 @@
-"""Benchmark of the fingerprint index over HTTP, with a brute-force NumPy baseline.
+"""Benchmark of the fingerprint index over HTTP on three workloads, with a brute-force baseline.
 
-Workload (issue 4): N synthetic fingerprints of 120 uint32 query terms each, shaped like
-`extract_query` output (28-bit values, low 4 bits zero, distinct within a fingerprint),
-inserted over HTTP in batches; then searches with noisy variants (70 % of the terms
-kept, the rest random): latency p50/p99 with 1 client, throughput with 8 clients,
-recall@1; server RSS and disk bytes per fingerprint. The same queries run against a
-brute-force NumPy scan of the same data in this process; figures print as ratios to it.
+Workloads (issue 15), N fingerprints each (default 1M):
+- `realistic`: query terms from bench/corpus.py, whose statistics are measured from real
+  `fpcalc` output (heavy-tailed term popularity, measured per-fingerprint term counts);
+- `uniform32`: 120 distinct uniformly random 32-bit terms (what flatters an index);
+- `lowbit22`: 120 distinct terms below 2^22 (all entropy in the low bits, long postings).
 
-    python bench/index_bench.py                      # starts our server on a free port
+Each runs against a fresh server: inserts over HTTP in batches (fingerprints/s), waits for
+merges to settle, then searches degraded copies of stored fingerprints (70 % of the terms
+kept, the rest drawn from the workload's own distribution): latency p50/p99 with 1 client,
+throughput with 8 clients, recall@1; server RSS steady (B/fp) and peak during inserts and
+merges; restart to first answered search. The same queries run against a brute-force NumPy
+scan of the same data in this process; figures print as ratios to it.
+
+    python bench/index_bench.py --docs 50000             # starts our server on free ports
+    python bench/index_bench.py --workloads lowbit22      # one workload
     python bench/index_bench.py --url http://127.0.0.1:8080 --server-pid PID --data-dir D
 
-Any fpindex-compatible server works with --url (e.g. the upstream Zig fpindex).
+Any fpindex-compatible server works with --url (e.g. the upstream Zig fpindex); restart
+is then not measured.
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,9 +44,23 @@ from urllib.parse import urlsplit
 import msgpack
 import numpy as np
 
+from acoustid_stack.errors import UserError
+from corpus import DEFAULT_CACHE, Corpus, Terms, compare, distinct_rows
+
 TERMS = 120
 KEEP = 0.7
 MSGPACK = "application/vnd.msgpack"
+WORKLOADS = ("realistic", "uniform32", "lowbit22")
+#: the issue 15 targets, as (figure, test, text)
+TARGETS: dict[str, tuple[Callable[[float], bool], str]] = {
+    "p99_ms": (lambda v: v <= 2, "<= 2 ms"),
+    "qps8": (lambda v: v >= 2000, ">= 2000/s"),
+    "insert": (lambda v: v >= 30000, ">= 30000/s"),
+    "rss_bfp": (lambda v: v <= 400, "<= 400 B/fp"),
+    "peak_ratio": (lambda v: v <= 1.5, "<= 1.5x"),
+    "restart_s": (lambda v: v <= 2, "<= 2 s"),
+    "recall": (lambda v: v >= 0.99, ">= 0.99"),
+}
 
 
 class Http:
@@ -72,79 +95,149 @@ class Http:
             return json.loads(data)
         return data
 
-
-def results_of(reply: Any) -> list[tuple[int, int]]:
-    items = reply.get("results", reply.get("r", []))
-    return [(r.get("id", r.get("i")), r.get("score", r.get("s"))) for r in items]
-
-
-def make_data(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    terms = rng.integers(0, 1 << 28, size=(n, TERMS), dtype=np.uint32) << np.uint32(4)
-    # distinct within a fingerprint, like extract_query: redraw the rare duplicates
-    terms.sort(axis=1)
-    dup = np.zeros_like(terms, dtype=bool)
-    dup[:, 1:] = terms[:, 1:] == terms[:, :-1]
-    while dup.any():
-        terms[dup] = rng.integers(0, 1 << 28, size=int(dup.sum()), dtype=np.uint32) << 4
-        terms.sort(axis=1)
-        dup[:, 1:] = terms[:, 1:] == terms[:, :-1]
-    rng.permuted(terms, axis=1, out=terms)
-    return terms
+    def search(self, index: str, query: np.ndarray) -> list[tuple[int, int]]:
+        terms = query.tolist()
+        body = {"q": terms, "l": 10} if self.fmt == "msgpack" else {"query": terms, "limit": 10}
+        reply = self.call("POST", f"/{index}/_search", body)
+        items = reply.get("results", reply.get("r", []))
+        return [(r.get("id", r.get("i")), r.get("score", r.get("s"))) for r in items]
 
 
-def make_queries(terms: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed + 1)
-    targets = rng.choice(len(terms), size=count, replace=False)
-    queries = terms[targets].copy()
-    keep = round(TERMS * KEEP)
-    for row in queries:
-        noise = rng.permutation(TERMS)[keep:]
-        row[noise] = rng.integers(0, 1 << 28, size=len(noise), dtype=np.uint32) << 4
+# --- workloads ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    name: str
+    terms: Terms
+    draw: Callable[[int, np.random.Generator], np.ndarray]
+
+
+def uniform_draw(bits: int) -> Callable[[int, np.random.Generator], np.ndarray]:
+    def draw(size: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.integers(0, 1 << bits, size=size, dtype=np.uint64).astype(np.uint32)
+
+    return draw
+
+
+def make_workload(name: str, n: int, seed: int, corpus: Corpus | None) -> Workload:
+    if name == "realistic":
+        assert corpus is not None
+        return Workload(name, corpus.query_terms(n, seed), corpus.draw)
+    draw = uniform_draw(32 if name == "uniform32" else 22)
+    rng = np.random.default_rng([seed, 32])
+    chunks = [
+        distinct_rows(draw, min(50_000, n - first), TERMS, rng) for first in range(0, n, 50_000)
+    ]
+    return Workload(name, Terms.from_matrix(np.concatenate(chunks)), draw)
+
+
+def make_queries(work: Workload, count: int, seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Degraded copies of `count` stored fingerprints: KEEP of their terms, the rest drawn from
+    the workload's distribution (a noisy copy meets common terms, not fresh ones)."""
+    rng = np.random.default_rng([seed, 5])
+    targets = rng.choice(len(work.terms), size=min(count, len(work.terms)), replace=False)
+    queries = []
+    for t in targets:
+        row = work.terms.row(int(t)).copy()
+        replace = rng.permutation(row.size)[round(row.size * KEEP) :]
+        row[replace] = work.draw(replace.size, rng)
+        queries.append(row)
     return targets + 1, queries  # document id = row + 1 (ids are non-zero)
 
 
-def brute_force(terms: np.ndarray, query: np.ndarray, limit: int = 10) -> list[tuple[int, int]]:
-    """Score of every document = distinct query terms it holds, by a full scan."""
-    q = np.unique(query)
-    pos = np.searchsorted(q, terms)
-    hit = q[np.minimum(pos, len(q) - 1)] == terms
-    scores = hit.sum(axis=1)
-    top = np.argsort(-scores, kind="stable")[:limit]
-    return [(int(i) + 1, int(scores[i])) for i in top if scores[i] > 0]
+class BruteForce:
+    """The baseline: a full scan of every stored term per query. Membership goes through a
+    2^20-entry table of the hashed query terms, the few candidates are checked exactly; the
+    score of a document is the number of distinct query terms it holds."""
+
+    BITS = 20
+
+    def __init__(self, terms: Terms) -> None:
+        self.terms = terms
+        self.bins = self._bin(terms.flat)
+
+    @classmethod
+    def _bin(cls, values: np.ndarray) -> np.ndarray:
+        return (values * np.uint32(0x9E3779B1)) >> np.uint32(32 - cls.BITS)  # Fibonacci hash
+
+    def search(self, query: np.ndarray, limit: int = 10) -> list[tuple[int, int]]:
+        q = np.unique(query)
+        table = np.zeros(1 << self.BITS, dtype=bool)
+        table[self._bin(q)] = True
+        candidates = np.flatnonzero(table[self.bins])
+        hits = candidates[np.isin(self.terms.flat[candidates], q)]
+        docs = np.searchsorted(self.terms.offsets, hits, side="right") - 1
+        scores = np.bincount(docs, minlength=len(self.terms))
+        top = np.argsort(-scores, kind="stable")[:limit]
+        return [(int(i) + 1, int(scores[i])) for i in top if scores[i] > 0]
 
 
-def percentile(values: list[float], p: float) -> float:
-    return float(np.percentile(np.array(values), p))
+# --- the server --------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def own_server(keep_dir: Path | None) -> Iterator[tuple[str, int, Path]]:
-    data_dir = keep_dir or Path(tempfile.mkdtemp(prefix="index-bench-"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    exe = shutil.which("acoustid-stack")
-    assert exe, "acoustid-stack is not installed (pip install -e .)"
-    log = (data_dir.parent / f"index-bench-{port}.log").open("wb")
-    proc = subprocess.Popen(
-        [exe, "run", "index", "--dir", str(data_dir), "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
+class OwnServer:
+    """Our index server on a free port over a data directory it keeps across restarts."""
+
+    def __init__(self, data_dir: Path) -> None:
+        exe = shutil.which("acoustid-stack")
+        if exe is None:
+            raise UserError("acoustid-stack is not installed (pip install -e .)")
+        self.exe = exe
+        self.data_dir = data_dir
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> None:
+        log = (self.data_dir.parent / f"{self.data_dir.name}.log").open("ab")
+        self.proc = subprocess.Popen(
+            [self.exe, "run", "index", "--dir", str(self.data_dir), "--port", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(600):
+            with contextlib.suppress(OSError, RuntimeError):
+                Http(self.url, "json").call("GET", "/_health")
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"index server did not start, see {log.name}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(120)
+            self.proc = None
+
+
+class RssSampler:
+    """The highest RSS of a process while running (inserts and merges)."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
             with contextlib.suppress(OSError):
-                Http(url, "json").call("GET", "/_health")
-                break
-            time.sleep(0.1)
-        yield url, proc.pid, data_dir
-    finally:
-        proc.terminate()
-        proc.wait(60)
-        if keep_dir is None:
-            shutil.rmtree(data_dir, ignore_errors=True)
+                self.peak = max(self.peak, rss(self.pid)["VmRSS"] if self.pid else 0)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def rss(pid: int) -> dict[str, int]:
@@ -160,8 +253,8 @@ def disk_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def wait_settled(client: Http, index: str, max_wait: float) -> tuple[float, int]:
-    """Wait until the segment count stops changing for 60 s (merges done)."""
+def wait_settled(client: Http, index: str, max_wait: float, quiet: float) -> tuple[float, int]:
+    """Wait until the segment count stops changing for `quiet` seconds (merges done)."""
     started = time.monotonic()
     last, stable_since = None, time.monotonic()
     while time.monotonic() - started < max_wait:
@@ -170,13 +263,15 @@ def wait_settled(client: Http, index: str, max_wait: float) -> tuple[float, int]
         segments = int(stats.get("num_segments", 0))
         if segments != last:
             last, stable_since = segments, time.monotonic()
-        elif time.monotonic() - stable_since >= 60:
+        elif time.monotonic() - stable_since >= quiet:
             break
         time.sleep(0.5)
     return time.monotonic() - started, int(last or 0)
 
 
-def search_all(url: str, fmt: str, index: str, queries: np.ndarray, clients: int) -> Any:
+def search_all(
+    url: str, fmt: str, index: str, queries: list[np.ndarray], clients: int
+) -> tuple[list[float], list[list[tuple[int, int]]], float]:
     latencies: list[float] = []
     results: list[list[tuple[int, int]]] = [[] for _ in range(len(queries))]
     lock = threading.Lock()
@@ -185,13 +280,9 @@ def search_all(url: str, fmt: str, index: str, queries: np.ndarray, clients: int
         client = Http(url, fmt)
         mine = []
         for i in part:
-            body = {"query": queries[i].tolist(), "limit": 10}
-            if fmt == "msgpack":
-                body = {"q": body["query"], "l": 10}
             t0 = time.perf_counter()
-            reply = client.call("POST", f"/{index}/_search", body)
+            results[i] = client.search(index, queries[i])
             mine.append(time.perf_counter() - t0)
-            results[i] = results_of(reply)
         with lock:
             latencies.extend(mine)
 
@@ -202,115 +293,224 @@ def search_all(url: str, fmt: str, index: str, queries: np.ndarray, clients: int
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - started
-    return latencies, results, len(queries) / elapsed
+    return latencies, results, len(queries) / (time.perf_counter() - started)
+
+
+def insert(client: Http, index: str, terms: Terms, batch: int, fmt: str) -> float:
+    started = time.perf_counter()
+    n = len(terms)
+    for first in range(0, n, batch):
+        rows = [terms.row(k).tolist() for k in range(first, min(n, first + batch))]
+        if fmt == "msgpack":
+            body: dict[str, Any] = {
+                "c": [{"i": {"i": first + k + 1, "h": r}} for k, r in enumerate(rows)]
+            }
+        else:
+            body = {
+                "changes": [
+                    {"insert": {"id": first + k + 1, "hashes": r}} for k, r in enumerate(rows)
+                ]
+            }
+        client.call("POST", f"/{index}/_update", body)
+        if first and first % (200 * batch) == 0:
+            print(f"  inserted {first} ({first / (time.perf_counter() - started):.0f}/s)")
+    return n / (time.perf_counter() - started)
+
+
+def restart_to_first_search(
+    server: OwnServer, index: str, fmt: str, query: np.ndarray
+) -> tuple[float, float]:
+    """Seconds from a new server process to its first search with hits (after a clean stop),
+    and the time the stop took."""
+    t0 = time.monotonic()
+    server.stop()
+    stopped = time.monotonic() - t0
+    started = time.monotonic()
+    server.start()
+    client = Http(server.url, fmt)
+    while True:
+        with contextlib.suppress(RuntimeError, OSError):
+            if client.search(index, query):
+                return time.monotonic() - started, stopped
+            time.sleep(0.01)
+        client = Http(server.url, fmt)  # a 503 may have closed the connection
+
+
+def percentile(values: list[float], p: float) -> float:
+    return float(np.percentile(np.array(values), p))
+
+
+@dataclass
+class Result:
+    name: str
+    n: int
+    figures: dict[str, float] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+
+
+def run_workload(work: Workload, args: argparse.Namespace, server: OwnServer | None) -> Result:
+    n = len(work.terms)
+    targets, queries = make_queries(work, args.queries, args.seed)
+    url = server.url if server else args.url
+    pid = server.pid if server else args.server_pid
+    data_dir = server.data_dir if server else args.data_dir
+    index = f"{args.index}-{work.name}"
+    client = Http(url, args.format)
+    with contextlib.suppress(RuntimeError):
+        client.call("DELETE", f"/{index}")
+    client.call("PUT", f"/{index}", {})
+    empty = rss(pid)["VmRSS"] if pid else 0
+
+    with RssSampler(pid) as sampler:
+        insert_rate = insert(client, index, work.terms, args.batch, args.format)
+        print(f"  insert: {insert_rate:.0f} fingerprints/s", flush=True)
+        settle, segments = wait_settled(client, index, args.settle, args.quiet)
+        print(f"  settled in {settle:.0f} s at {segments} segments", flush=True)
+
+    search_all(url, args.format, index, queries[:200], 1)  # warm-up
+    lat1, res1, qps1 = search_all(url, args.format, index, queries, 1)
+    lat8, _, qps8 = search_all(url, args.format, index, queries, 8)
+    recall = float(np.mean([bool(r) and r[0][0] == t for r, t in zip(res1, targets, strict=True)]))
+    memory = rss(pid) if pid else {}
+    disk = disk_bytes(data_dir / index) if data_dir else 0
+    restart = stop = None
+    after_restart = {}
+    if server is not None:
+        restart, stop = restart_to_first_search(server, index, args.format, queries[0])
+        after_restart = rss(server.pid)
+        print(f"  restart to first search: {restart:.2f} s (stop took {stop:.1f} s)", flush=True)
+
+    # baseline: brute-force scan of the same data, same queries (a sample: it is slow)
+    sample = range(min(args.baseline_queries, len(queries)))
+    base_lat, agree, base_hits = [], 0, 0
+    baseline = BruteForce(work.terms)
+    for i in sample:
+        t1 = time.perf_counter()
+        expected = baseline.search(queries[i])
+        base_lat.append(time.perf_counter() - t1)
+        base_hits += bool(expected) and expected[0][0] == targets[i]
+        agree += res1[i][:1] == expected[:1]
+    base_qps1 = 1 / float(np.mean(base_lat))
+    raw_bytes = work.terms.flat.nbytes + 4 * n  # terms + ids
+
+    result = Result(work.name, n)
+    f = result.figures
+    f["p50_ms"], f["p99_ms"] = percentile(lat1, 50) * 1000, percentile(lat1, 99) * 1000
+    f["qps1"], f["qps8"], f["insert"], f["recall"] = qps1, qps8, insert_rate, recall
+    rows: list[tuple[str, float, float | None, str]] = [
+        ("search p50 (ms), 1 client", f["p50_ms"], percentile(base_lat, 50) * 1000, ""),
+        ("search p99 (ms), 1 client", f["p99_ms"], percentile(base_lat, 99) * 1000, "p99_ms"),
+        ("p50 (ms), 8 clients", percentile(lat8, 50) * 1000, None, ""),
+        ("searches/s, 1 client", qps1, base_qps1, ""),
+        ("searches/s, 8 clients", qps8, base_qps1, "qps8"),
+        ("insert fingerprints/s", insert_rate, None, "insert"),
+        ("recall@1", recall, base_hits / len(sample), "recall"),
+    ]
+    if memory:
+        f["rss_bfp"] = memory["VmRSS"] / n
+        f["peak_ratio"] = sampler.peak / memory["VmRSS"]
+        rows += [
+            ("server RSS steady B/fp", f["rss_bfp"], raw_bytes / n, "rss_bfp"),
+            ("  of which anonymous B/fp", memory["RssAnon"] / n, None, ""),
+            ("  of which file-mapped B/fp", memory["RssFile"] / n, None, ""),
+            ("  empty server B/fp", empty / n, None, ""),
+            ("peak RSS inserts+merges B/fp", sampler.peak / n, None, ""),
+            ("peak / steady RSS", f["peak_ratio"], None, "peak_ratio"),
+        ]
+    if after_restart:
+        rows.append(("RSS after restart B/fp", after_restart["VmRSS"] / n, None, ""))
+    if restart is not None:
+        f["restart_s"] = restart
+        rows.append(("restart to first search (s)", restart, None, "restart_s"))
+    if disk:
+        rows.append(("disk B/fp", disk / n, raw_bytes / n, ""))
+    lengths = np.diff(work.terms.offsets)
+    result.lines += [
+        f"\n== {work.name}: {n} fingerprints ({lengths.mean():.1f} terms on average), "
+        f"{len(queries)} queries, format {args.format}, {url}",
+        f"baseline: brute-force NumPy scan (BruteForce), {len(sample)} queries, in-process; "
+        f"top-1 agreement with it: {agree}/{len(sample)}; settled in {settle:.0f} s "
+        f"at {segments} segments",
+        f"{'figure':32} {'ours':>10} {'baseline':>10} {'ratio':>8}  target",
+    ]
+    for name, ours, base, key in rows:
+        ratio = f"{ours / base:8.3f}" if base else " " * 8
+        base_text = f"{base:10.2f}" if base is not None else " " * 10
+        target = ""
+        if key:
+            test, text = TARGETS[key]
+            target = f"{text} {'ok' if test(ours) else 'MISSED'}"
+        result.lines.append(f"{name:32} {ours:10.2f} {base_text} {ratio}  {target}")
+    return result
+
+
+def summary(results: list[Result]) -> str:
+    keys = ["insert", "p50_ms", "p99_ms", "qps1", "qps8", "recall", "rss_bfp", "peak_ratio"]
+    keys.append("restart_s")
+    lines = [
+        "\n== summary",
+        f"{'workload':10} " + " ".join(f"{k:>10}" for k in keys),
+    ]
+    for r in results:
+        cells = [f"{r.figures[k]:10.2f}" if k in r.figures else f"{'-':>10}" for k in keys]
+        lines.append(f"{r.name:10} " + " ".join(cells))
+    return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-n", "--fingerprints", type=int, default=1_000_000)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-n", "--docs", "--fingerprints", type=int, default=1_000_000)
+    parser.add_argument(
+        "--workloads", default=",".join(WORKLOADS), help=f"comma-separated: {', '.join(WORKLOADS)}"
+    )
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--baseline-queries", type=int, default=20)
     parser.add_argument("--url", help="fpindex-compatible server (default: start ours)")
     parser.add_argument("--server-pid", type=int, help="PID of --url's server, for RSS")
-    parser.add_argument("--data-dir", type=Path, help="data directory, for disk bytes")
+    parser.add_argument("--data-dir", type=Path, help="--url's data directory, for disk bytes")
     parser.add_argument("--index", default="bench")
     parser.add_argument("--format", choices=["msgpack", "json"], default="msgpack")
     parser.add_argument("--settle", type=float, default=300, help="max seconds to wait merges")
+    parser.add_argument("--quiet", type=float, default=60, help="merges done after this long")
+    parser.add_argument("--corpus-cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
+    names = args.workloads.split(",")
+    unknown = set(names) - set(WORKLOADS)
+    if unknown:
+        sys.exit(f"error: unknown workload {', '.join(sorted(unknown))}; known: {WORKLOADS}")
 
-    n = args.fingerprints
-    t0 = time.perf_counter()
-    terms = make_data(n, args.seed)
-    targets, queries = make_queries(terms, args.queries, args.seed)
-    print(f"data: {n} fingerprints x {TERMS} terms in {time.perf_counter() - t0:.1f} s", flush=True)
+    try:
+        corpus = Corpus.load_or_build(args.corpus_cache) if "realistic" in names else None
+    except UserError as error:
+        sys.exit(f"error: {error}")
+    if corpus is not None:
+        print(compare(corpus, n=min(args.docs, 100_000), target=args.docs), flush=True)
 
-    server = (
-        contextlib.nullcontext((args.url, args.server_pid, args.data_dir))
-        if args.url
-        else own_server(args.data_dir)
-    )
-    with server as (url, pid, data_dir):
-        client = Http(url, args.format)
-        with contextlib.suppress(RuntimeError):
-            client.call("DELETE", f"/{args.index}")
-        client.call("PUT", f"/{args.index}", {})
-
-        started = time.perf_counter()
-        for first in range(0, n, args.batch):
-            rows = terms[first : first + args.batch].tolist()
-            if args.format == "msgpack":
-                changes = [{"i": {"i": first + k + 1, "h": r}} for k, r in enumerate(rows)]
-                body: dict[str, Any] = {"c": changes}
-            else:
-                changes = [
-                    {"insert": {"id": first + k + 1, "hashes": r}} for k, r in enumerate(rows)
-                ]
-                body = {"changes": changes}
-            client.call("POST", f"/{args.index}/_update", body)
-            if first and first % (100 * args.batch) == 0:
-                rate = first / (time.perf_counter() - started)
-                print(f"  inserted {first} ({rate:.0f}/s)", flush=True)
-        insert_rate = n / (time.perf_counter() - started)
-        print(f"insert: {insert_rate:.0f} fingerprints/s", flush=True)
-
-        settle, segments = wait_settled(client, args.index, args.settle)
-        print(f"settled in {settle:.0f} s at {segments} segments", flush=True)
-
-        # warm-up, then 1 client and 8 clients
-        search_all(url, args.format, args.index, queries[:200], 1)
-        lat1, res1, qps1 = search_all(url, args.format, args.index, queries, 1)
-        lat8, _, qps8 = search_all(url, args.format, args.index, queries, 8)
-        recall = float(
-            np.mean([bool(r) and r[0][0] == t for r, t in zip(res1, targets, strict=True)])
-        )
-        memory = rss(pid) if pid else {}
-        disk = disk_bytes(data_dir / args.index) if data_dir else 0
-
-    # baseline: brute-force scan of the same data, same queries (a sample: it is slow)
-    sample = range(min(args.baseline_queries, len(queries)))
-    base_lat, agree, base_hits = [], 0, 0
-    for i in sample:
-        t1 = time.perf_counter()
-        expected = brute_force(terms, queries[i])
-        base_lat.append(time.perf_counter() - t1)
-        base_hits += bool(expected) and expected[0][0] == targets[i]
-        agree += res1[i][:1] == expected[:1]
-    base_p50 = percentile(base_lat, 50)
-    base_qps1 = 1 / float(np.mean(base_lat))
-    raw_bytes = terms.nbytes + 4 * n  # terms matrix + ids
-
-    p50, p99 = percentile(lat1, 50) * 1000, percentile(lat1, 99) * 1000
-    rows = [
-        ("search p50 (ms), 1 client", p50, base_p50 * 1000, "<= 1.75"),
-        ("search p99 (ms), 1 client", p99, percentile(base_lat, 99) * 1000, "<= 2.1"),
-        ("p50 (ms), 8 clients", percentile(lat8, 50) * 1000, None, ""),
-        ("searches/s, 1 client", qps1, base_qps1, ""),
-        ("searches/s, 8 clients", qps8, base_qps1, ">= 660"),
-        ("insert fingerprints/s", insert_rate, None, ">= 17000"),
-        ("recall@1", recall, base_hits / len(sample), ">= 0.99"),
-    ]
-    if memory:
-        rows += [
-            ("server RSS B/fp", memory["VmRSS"] / n, raw_bytes / n, "<= 600"),
-            ("  of which anonymous B/fp", memory["RssAnon"] / n, None, ""),
-            ("  of which file-mapped B/fp", memory["RssFile"] / n, None, ""),
-            ("server peak RSS B/fp", memory["VmHWM"] / n, None, ""),
-        ]
-    if disk:
-        rows.append(("disk B/fp", disk / n, raw_bytes / n, ""))
-    print(f"\n{n} fingerprints, {len(queries)} queries, format {args.format}, {url}")
-    print(f"baseline: brute-force NumPy scan, {len(sample)} queries, in-process")
-    print(f"top-1 agreement with brute force: {agree}/{len(sample)}")
-    print(f"{'figure':32} {'ours':>10} {'baseline':>10} {'ratio':>8}  target")
-    for name, ours, base, target in rows:
-        ratio = f"{ours / base:8.3f}" if base else " " * 8
-        base_text = f"{base:10.2f}" if base is not None else " " * 10
-        print(f"{name:32} {ours:10.2f} {base_text} {ratio}  {target}")
+    results = []
+    for name in names:
+        t0 = time.perf_counter()
+        work = make_workload(name, args.docs, args.seed, corpus)
+        print(f"\n{name}: {args.docs} fingerprints in {time.perf_counter() - t0:.1f} s", flush=True)
+        if args.url:
+            results.append(run_workload(work, args, None))
+        else:
+            root = Path(tempfile.mkdtemp(prefix="index-bench-"))
+            server = OwnServer(root / "data")
+            server.start()
+            try:
+                results.append(run_workload(work, args, server))
+            finally:
+                server.stop()
+                shutil.rmtree(root, ignore_errors=True)
+        print("\n".join(results[-1].lines), flush=True)
+        del work
+    print(summary(results))
     sys.stdout.flush()
-    os._exit(0)  # skip freeing the 0.5 GB test matrix
+    os._exit(0)  # skip freeing the large term arrays
 
 
 if __name__ == "__main__":
