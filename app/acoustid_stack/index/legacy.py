@@ -93,13 +93,8 @@ class LegacySegment(MappedSegment):
         term_index = np.repeat(np.arange(len(query)), lengths)
         hit = (values >> np.uint32(self.ord_bits)) == (query & self._low_mask)[term_index]
         values, term_index = values[hit], term_index[hit]
-        # hits come grouped by query term, lowest ordinal first: keep each term's first
-        # `budget` of them
-        found = np.bincount(term_index, minlength=len(query))
-        taken = np.minimum(found, budget)
-        rank = np.arange(len(values)) - np.repeat(np.cumsum(found) - found, found)
-        keep = rank < taken[term_index]
-        budget -= taken
+        # hits come grouped by query term, lowest ordinal first
+        keep = _first_of_each(term_index, budget)
         ords: Ordinals = (values[keep] & self._ord_mask).astype(np.intp)
         return ords, lengths.astype(np.int64)
 
@@ -143,3 +138,14 @@ class LegacySegment(MappedSegment):
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise SegmentFileError(f"{path}: the segment header is damaged: {exc}") from exc
+
+
+def _first_of_each(groups: NDArray[Any], budget: I64) -> NDArray[np.bool_]:
+    """Which items to keep so that at most `budget[g]` of group g are (the first ones);
+    `groups` is sorted. What is kept is taken from `budget`."""
+    counts = np.bincount(groups, minlength=len(budget))
+    kept = np.minimum(counts, budget)
+    budget -= kept
+    rank = np.arange(len(groups)) - np.repeat(np.cumsum(counts) - counts, counts)
+    keep: NDArray[np.bool_] = rank < kept[groups]
+    return keep

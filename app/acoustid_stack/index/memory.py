@@ -21,7 +21,7 @@ from acoustid_stack.index.segment import (
     Ordinals,
     Postings,
     Segment,
-    capped,
+    gather_ranges,
     mix,
     sorted_unique,
     trailing_zeros,
@@ -56,8 +56,9 @@ class MemorySegment(Segment):
         low = hashes.astype(np.uint64) << _SHIFT
         starts = np.searchsorted(self.keys, low).astype(np.int64)
         ends = np.searchsorted(self.keys, low | _LOW32, side="right").astype(np.int64)
-        positions, read = capped(starts, ends, budget)
-        return (self.keys[positions] & _LOW32).astype(np.intp), read
+        read = np.minimum(ends - starts, budget)
+        budget -= read
+        return (self.keys[gather_ranges(starts, read)] & _LOW32).astype(np.intp), read
 
     def postings_between(self, low: int, high: int) -> Postings:
         start, stop = self._range(low, high)

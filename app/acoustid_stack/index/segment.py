@@ -35,6 +35,7 @@ import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -55,6 +56,8 @@ _HEADER_ROOM = 4096
 _ALIGN = 64
 # `bucket_bits` is tried up to `ord_bits + _MAX_EXTRA_BITS`
 _MAX_EXTRA_BITS = 8
+# a bucket holding more postings than this is binary-searched, not read whole
+SCAN_POSTINGS = 256
 # the bijective mix; its inverse undoes it
 MIX = np.uint32(0x9E3779B9)
 UNMIX = np.uint32(pow(0x9E3779B9, -1, 1 << 32))
@@ -124,13 +127,6 @@ def gather_ranges(starts: NDArray[Any], lengths: NDArray[Any]) -> Ordinals:
     return positions
 
 
-def capped(starts: I64, ends: I64, budget: I64) -> tuple[Ordinals, I64]:
-    """Positions of at most `budget[i]` items of each range; the counts taken leave `budget`."""
-    taken = np.minimum(ends - starts, budget)
-    budget -= taken
-    return gather_ranges(starts, taken), taken
-
-
 class Segment(ABC):
     """Documents `docs` (sorted ids, with the version that wrote each) and their postings."""
 
@@ -168,8 +164,8 @@ class Segment(ABC):
     def _match(self, hashes: U32, budget: I64) -> tuple[Ordinals, I64]:
         """(ordinals holding each query hash, deleted ones too; postings read per hash).
 
-        Reads at most `budget[i]` postings of hash i (lowest ordinals first) and takes
-        what it counts as read from `budget`.
+        Reads at most `budget[i]` postings for hash i (its lowest ordinals first) and
+        takes what it read from `budget`.
         """
 
     @abstractmethod
@@ -252,13 +248,30 @@ class Layout:
     def value_bits(self) -> int:
         return 32 - self.bucket_bits - self.shift + self.ord_bits
 
-    @property
+    @cached_property
     def width(self) -> int:
         return codec.width_for(self.value_bits)
 
     @property
     def num_buckets(self) -> int:
         return 1 << self.bucket_bits
+
+    @cached_property
+    def shift_mask(self) -> np.uint32:
+        return np.uint32((1 << self.shift) - 1)
+
+    @cached_property
+    def low_mask(self) -> np.uint32:
+        """The hash bits below the bucket."""
+        return np.uint32((1 << (32 - self.bucket_bits)) - 1)
+
+    @cached_property
+    def bucket_shift(self) -> np.uint32:
+        return np.uint32(32 - self.bucket_bits)
+
+    @cached_property
+    def ord_mask(self) -> np.uint32:
+        return np.uint32((1 << self.ord_bits) - 1)
 
     def bucket_of(self, hashes: NDArray[Any]) -> NDArray[np.intp]:
         buckets: NDArray[np.intp] = (
@@ -281,7 +294,7 @@ class Layout:
         return (high | low).astype(np.uint32)
 
     def ord_of(self, values: U32) -> U32:
-        return values & np.uint32((1 << self.ord_bits) - 1)
+        return values & self.ord_mask
 
     @classmethod
     def choose(cls, *, num_docs: int, num_postings: int, shift: int) -> Layout:
@@ -356,21 +369,32 @@ class FileSegment(MappedSegment):
 
     def _match(self, hashes: U32, budget: I64) -> tuple[Ordinals, I64]:
         layout = self.layout
-        if not self._count or not len(hashes):
-            return np.empty(0, dtype=np.intp), np.zeros(len(hashes), dtype=np.int64)
-        buckets = layout.bucket_of(hashes)
-        starts = self._starts(buckets)
-        # a hash without the segment's trailing zeros cannot be in it
-        present = (hashes & np.uint32((1 << layout.shift) - 1)) == 0
-        ends = np.where(present, self._starts(buckets + 1), starts)
-        first = layout.value_of(hashes, 0)
-        bounds = self._lower_bounds(
-            np.concatenate((starts, starts)),
-            np.concatenate((ends, ends)),
-            np.concatenate((first, first + (1 << layout.ord_bits))),
-        )
-        positions, read = capped(bounds[: len(hashes)], bounds[len(hashes) :], budget)
-        ords: Ordinals = layout.ord_of(self._values(positions)).astype(np.intp)
+        count = len(hashes)
+        if not self._count or not count:
+            return np.empty(0, dtype=np.intp), np.zeros(count, dtype=np.int64)
+        buckets = (hashes >> layout.bucket_shift).astype(np.intp)
+        bounds = self._starts(np.concatenate((buckets, buckets + 1)))
+        starts, ends = bounds[:count], bounds[count:]
+        if layout.shift:  # a hash without the segment's trailing zeros is not in it
+            ends = np.where((hashes & layout.shift_mask) == 0, ends, starts)
+        keys = (hashes & layout.low_mask) >> np.uint32(layout.shift)
+        # a bucket too long to read whole (a common term in it, or more postings than
+        # the budget) is narrowed to the term's postings by a binary search, then capped
+        long = np.flatnonzero((ends - starts > SCAN_POSTINGS) | (ends - starts > budget))
+        if len(long):
+            first = keys[long].astype(np.int64) << layout.ord_bits
+            found = self._lower_bounds(
+                np.concatenate((starts[long], starts[long])),
+                np.concatenate((ends[long], ends[long])),
+                np.concatenate((first, first + (1 << layout.ord_bits))),
+            )
+            starts[long] = found[: len(long)]
+            ends[long] = np.minimum(found[len(long) :], starts[long] + budget[long])
+        read = ends - starts
+        budget -= read
+        values = self._values(gather_ranges(starts, read))
+        hit = (values >> np.uint32(layout.ord_bits)) == np.repeat(keys, read)
+        ords: Ordinals = (values[hit] & layout.ord_mask).astype(np.intp)
         return ords, read
 
     def postings_between(self, low: int, high: int) -> Postings:
