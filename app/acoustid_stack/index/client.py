@@ -165,15 +165,15 @@ class ShardedIndexClient:
             timeout=aiohttp.ClientTimeout(total=total, connect=min(total, 1.0)),
         ) as response:
             raw = await response.read()
+            content_type = response.headers.get("content-type")
             if response.status >= 400:
-                text = raw[:200].decode("utf-8", "replace")
-                error = FpindexError(f"{method} {shard}{path}: HTTP {response.status} {text}")
+                reason = _error_reason(raw, content_type)
+                error = FpindexError(f"{method} {shard}{path}: HTTP {response.status} {reason}")
                 error.status = response.status
                 raise error
-            content_type = response.headers.get("content-type")
         if not raw:
             return {}
-        data = msgpack.unpackb(raw) if protocol.is_msgpack(content_type) else json.loads(raw)
+        data = _decode(raw, content_type)
         return data if isinstance(data, dict) else {}
 
     # ---- administration -------------------------------------------------------------
@@ -355,6 +355,24 @@ class ShardedIndexClient:
 
     async def delete(self, doc_id: int) -> None:
         await self.update([Delete(doc_id)])
+
+
+def _decode(raw: bytes, content_type: str | None) -> Any:
+    return msgpack.unpackb(raw) if protocol.is_msgpack(content_type) else json.loads(raw)
+
+
+def _error_reason(raw: bytes, content_type: str | None) -> str:
+    """An error answer as one line: fpindex's `{"error": name}`, with our `detail` if any;
+    anything else (a proxy's page) as its first 200 characters."""
+    try:
+        data = _decode(raw, content_type)
+    except ValueError:
+        data = None
+    name = protocol.field(data, "error") if isinstance(data, dict) else None
+    if isinstance(name, str):
+        detail = protocol.field(data, "detail")
+        return f"{name}: {detail}" if detail else name
+    return raw[:200].decode("utf-8", "replace")
 
 
 def _search_body(options: SearchOptions) -> dict[str, Any]:

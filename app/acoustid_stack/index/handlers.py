@@ -1,7 +1,13 @@
 """HTTP handlers of the fpindex API (reference §6.2).
 
-Every error is a JSON body `{"error": "..."}` with a 4xx/5xx status: FpindexError
-subclasses carry their status, anything else is a logged 500.
+Errors answer as upstream fpindex does: `{"error": "<Name>"}` (MessagePack `{"e": …}`) in
+the negotiated format, with the status of the name (interfaces.FpindexError); our
+`detail` key adds the human sentence. Anything unexpected is a logged 500 InternalError.
+
+Nothing slow runs on the event loop, so `/_health`, metrics and writes answer while
+searches run: searches (and `_msearch`) run on a bounded pool of search threads, where
+NumPy's array work releases the GIL; writes (WAL fsync), snapshots and index info run on
+the separate default thread pool, serialised by the store's own locks.
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ import logging
 import shutil
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -24,27 +31,49 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from acoustid_stack.index import protocol
-from acoustid_stack.index.interfaces import BadRequestError, Delete, FpindexError, Insert
+from acoustid_stack.index.interfaces import (
+    Change,
+    Delete,
+    FpindexError,
+    Insert,
+    SearchHit,
+    SearchOptions,
+    SearchTimeoutError,
+)
 from acoustid_stack.index.merge import MergeScheduler
 from acoustid_stack.index.metrics import IndexMetrics
 from acoustid_stack.index.registry import IndexRegistry
+from acoustid_stack.index.segment import U32
 from acoustid_stack.index.store import IndexStore
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
-#: a `_msearch` request gives other requests a turn after this many seconds of searching
-SEARCH_SLICE = 0.002
 _CHUNK = 1024 * 1024
+#: names of the errors Starlette raises itself (no route, wrong method)
+_HTTP_ERROR_NAMES = {404: "NotFound", 405: "MethodNotAllowed"}
+
+T = TypeVar("T")
+
+
+class PayloadTooLargeError(FpindexError):
+    status = 413
+    name = "PayloadTooLarge"
 
 
 class Handlers:
     def __init__(
-        self, *, registry: IndexRegistry, metrics: IndexMetrics, scheduler: MergeScheduler
+        self,
+        *,
+        registry: IndexRegistry,
+        metrics: IndexMetrics,
+        scheduler: MergeScheduler,
+        searches: ThreadPoolExecutor,
     ) -> None:
         self.registry = registry
         self.metrics = metrics
         self.scheduler = scheduler
+        self.searches = searches
 
     def routes(self) -> list[Route]:
         return [
@@ -64,7 +93,9 @@ class Handlers:
     # ---- helpers --------------------------------------------------------------------
 
     @staticmethod
-    async def _body(request: Request) -> dict[str, Any]:
+    async def _raw_body(request: Request) -> bytes:
+        """The body, refused past MAX_BODY_BYTES; its format is checked before it is read."""
+        protocol.body_is_msgpack(request.headers.get("content-type"))
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             raise PayloadTooLargeError(f"body larger than {MAX_BODY_BYTES} bytes")
@@ -75,27 +106,50 @@ class Handlers:
             if size > MAX_BODY_BYTES:
                 raise PayloadTooLargeError(f"body larger than {MAX_BODY_BYTES} bytes")
             chunks.append(chunk)
-        return protocol.decode_body(b"".join(chunks), request.headers.get("content-type"))
+        if not size:
+            return b""
+        return b"".join(chunks)
+
+    @classmethod
+    async def _body(cls, request: Request) -> dict[str, Any]:
+        """The decoded body of a small request (index and document routes)."""
+        return protocol.decode_body(
+            await cls._raw_body(request), request.headers.get("content-type")
+        )
+
+    @staticmethod
+    def _decoder(request: Request, raw: bytes) -> Callable[[], dict[str, Any]]:
+        """Decoding of a large body, for the thread that handles it (not the loop)."""
+        content_type = request.headers.get("content-type")
+        return lambda: protocol.decode_body(raw, content_type)
 
     @staticmethod
     def _reply(request: Request, data: dict[str, Any], status: int = 200) -> Response:
-        accept = request.headers.get("accept")
-        as_msgpack = protocol.is_msgpack(accept) or (
-            (not accept or accept == "*/*")
-            and protocol.is_msgpack(request.headers.get("content-type"))
-        )
+        as_msgpack = reply_is_msgpack(request)
         return Response(
             protocol.encode(data, as_msgpack=as_msgpack),
             status_code=status,
-            media_type=protocol.MSGPACK if as_msgpack else "application/json",
+            media_type=protocol.MSGPACK if as_msgpack else protocol.JSON,
         )
 
     def _store(self, request: Request) -> IndexStore:
         return self.registry.get(request.path_params["index"])
 
+    async def _search_thread(self, work: Callable[[float], T]) -> T:
+        """Run `work(queued)` on a search thread; `queued` is when it was submitted."""
+        queued = time.monotonic()
+        return await asyncio.get_running_loop().run_in_executor(self.searches, work, queued)
+
     # ---- monitoring -----------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
+        """200 once every index is loaded and can serve (upstream answers nothing at all
+        before that); a corrupt index does not hold it back, see IndexRegistry.waiting."""
+        if not self.registry.loaded.is_set():
+            return PlainTextResponse("LOADING\n", status_code=503)
+        waiting = self.registry.waiting()
+        if waiting:
+            return PlainTextResponse(f"LOADING {' '.join(waiting)}\n", status_code=503)
         return PlainTextResponse("OK\n")
 
     async def prometheus(self, request: Request) -> Response:
@@ -112,50 +166,68 @@ class Handlers:
     # ---- search and updates ---------------------------------------------------------
 
     async def search(self, request: Request) -> Response:
-        started = time.perf_counter()
         store = self._store(request)
-        parsed = protocol.parse_search(await self._body(request))
-        hits = store.search(parsed.query, parsed.options)
-        response = self._reply(request, {"results": [{"id": h.id, "score": h.score} for h in hits]})
-        self.metrics.search_duration.labels(store.path.name).observe(time.perf_counter() - started)
-        return response
+        decode = self._decoder(request, await self._raw_body(request))
+
+        def run(queued: float) -> list[SearchHit]:
+            parsed = protocol.parse_search(decode())
+            options = _time_left(parsed.options, queued)
+            return self._timed_search(store, parsed.query, options)
+
+        hits = await self._search_thread(run)
+        return self._reply(request, {"results": [{"id": h.id, "score": h.score} for h in hits]})
+
+    def _timed_search(
+        self, store: IndexStore, query: U32, options: SearchOptions
+    ) -> list[SearchHit]:
+        started = time.perf_counter()
+        hits = store.search(query, options)
+        self.metrics.searched(store.path.name, len(hits), time.perf_counter() - started)
+        return hits
 
     async def search_many(self, request: Request) -> Response:
         """Our extension: many `_search` queries in one request, `{"results": [[hits], …]}`
         in query order. `timeout` bounds the whole request; a query reached after it is
         answered from the segments one search has time for, as `_search` answers."""
         store = self._store(request)
-        parsed = protocol.parse_search_many(await self._body(request))
-        deadline = time.monotonic() + parsed.options.timeout
-        results = []
-        paused = time.monotonic()
-        for query in parsed.queries:
-            started = time.perf_counter()
-            left = max(0.0, deadline - time.monotonic())
-            hits = store.search(query, replace(parsed.options, timeout=left))
-            results.append([{"id": h.id, "score": h.score} for h in hits])
-            self.metrics.search_duration.labels(store.path.name).observe(
-                time.perf_counter() - started
-            )
-            if time.monotonic() - paused > SEARCH_SLICE:
-                # searches run on the event loop: let lookups in between
-                await asyncio.sleep(0)
-                paused = time.monotonic()
+        decode = self._decoder(request, await self._raw_body(request))
+
+        def run(queued: float) -> list[list[dict[str, int]]]:
+            parsed = protocol.parse_search_many(decode())
+            options = _time_left(parsed.options, queued)
+            deadline = time.monotonic() + options.timeout
+            results = []
+            for query in parsed.queries:
+                left = max(0.0, deadline - time.monotonic())
+                hits = self._timed_search(store, query, replace(options, timeout=left))
+                results.append([{"id": h.id, "score": h.score} for h in hits])
+            return results
+
+        results = await self._search_thread(run)
         return self._reply(request, {"results": results})
 
     async def update(self, request: Request) -> Response:
         store = self._store(request)
-        body = await self._body(request)
-        version = await run_in_threadpool(self._apply_update, store, body)
+        decode = self._decoder(request, await self._raw_body(request))
+
+        def run() -> int:
+            parsed = protocol.parse_update(decode())
+            return self._apply(
+                store,
+                parsed.changes,
+                metadata=parsed.metadata,
+                expected_version=parsed.expected_version,
+            )
+
+        version = await run_in_threadpool(run)
         return self._reply(request, {"version": version})
 
-    def _apply_update(self, store: IndexStore, body: dict[str, Any]) -> int:
+    def _apply(self, store: IndexStore, changes: list[Change], **options: Any) -> int:
         started = time.perf_counter()
-        parsed = protocol.parse_update(body)
-        version = store.update(
-            parsed.changes, metadata=parsed.metadata, expected_version=parsed.expected_version
-        )
-        self.metrics.insert_duration.labels(store.path.name).observe(time.perf_counter() - started)
+        version = store.update(changes, **options)
+        name = store.path.name
+        self.metrics.insert_duration.labels(name).observe(time.perf_counter() - started)
+        self.metrics.updates.labels(name).inc(len(changes))
         self.scheduler.wake()
         return version
 
@@ -164,26 +236,25 @@ class Handlers:
     async def index(self, request: Request) -> Response:
         name = request.path_params["index"]
         if request.method == "PUT":
-            body = await self._body(request)
-            generation = protocol.field(body, "generation", 1)
-            if type(generation) is not int or generation < 0:
-                raise BadRequestError("generation must be a non-negative integer")
+            create = protocol.parse_create(await self._body(request))
             store = await run_in_threadpool(
                 self.registry.create,
                 name,
-                generation=generation,
-                expect_new=bool(protocol.field(body, "expect_does_not_exist", False)),
+                generation=create.generation,
+                expect_new=create.expect_does_not_exist,
             )
-            return self._reply(request, {"version": store.version, "ready": store.ready})
+            return self._reply(
+                request,
+                {"version": store.version, "ready": store.ready, "generation": store.generation},
+            )
         if request.method == "DELETE":
-            body = await self._body(request)
-            expect = bool(protocol.field(body, "expect_exists", False))
-            await run_in_threadpool(self.registry.delete, name, expect_exists=expect)
-            return self._reply(request, {})
+            expect = protocol.parse_delete(await self._body(request))
+            deleted = await run_in_threadpool(self.registry.delete, name, expect_exists=expect)
+            return self._reply(request, {"deleted": deleted})
         store = self.registry.get(name)
         if request.method == "HEAD":
             return Response(status_code=200 if store.ready else 503)
-        info = store.info()
+        info = await run_in_threadpool(store.info)
         return self._reply(
             request,
             {
@@ -223,18 +294,14 @@ class Handlers:
             if request.method == "HEAD":
                 return Response(status_code=200)
             return self._reply(request, {"version": version})
+        change: Change
         if request.method == "PUT":
             body = await self._body(request)
             change = Insert(doc_id, protocol.hashes(protocol.field(body, "hashes")))
-            version = await run_in_threadpool(self._update_one, store, change)
         else:
-            version = await run_in_threadpool(self._update_one, store, Delete(doc_id))
-        return self._reply(request, {"version": version})
-
-    def _update_one(self, store: IndexStore, change: Any) -> int:
-        version = store.update([change])
-        self.scheduler.wake()
-        return version
+            change = Delete(doc_id)
+        await run_in_threadpool(self._apply, store, [change])
+        return self._reply(request, {})  # as upstream: the version is in GET /:index/:id
 
     # ---- snapshots ------------------------------------------------------------------
 
@@ -253,8 +320,26 @@ class Handlers:
         )
 
 
-class PayloadTooLargeError(FpindexError):
-    status = 413
+def _time_left(options: SearchOptions, queued: float) -> SearchOptions:
+    """`options` with the time spent waiting for a search thread taken off its timeout; a
+    search still queued when its timeout has passed is not run for nobody: 503
+    SearchTimeout, which a client treats as a shard that did not answer."""
+    waited = time.monotonic() - queued
+    if waited >= options.timeout:
+        raise SearchTimeoutError(
+            f"waited {waited:.3f} s for a search thread, the timeout is {options.timeout:.3f} s"
+        )
+    return replace(options, timeout=options.timeout - waited)
+
+
+def reply_is_msgpack(request: Request) -> bool:
+    headers = request.headers
+    has_body = headers.get("content-length", "0") not in ("", "0") or (
+        "transfer-encoding" in headers
+    )
+    return protocol.reply_is_msgpack(
+        headers.get("accept"), headers.get("content-type"), has_body=has_body
+    )
 
 
 def _tar_stream(directory: Path, names: list[str]) -> Iterator[bytes]:
@@ -283,19 +368,24 @@ def _tar_stream(directory: Path, names: list[str]) -> Iterator[bytes]:
 
 
 async def error_response(request: Request, exc: Exception) -> Response:
+    detail: str | None
     if isinstance(exc, FpindexError):
-        status = exc.status
-        message = str(exc)
+        status, name, detail = exc.status, exc.name, str(exc)
     elif isinstance(exc, HTTPException):
         status = exc.status_code
-        message = exc.detail
+        name = _HTTP_ERROR_NAMES.get(status, "BadRequest" if status < 500 else "InternalError")
+        detail = exc.detail
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        status, message = 500, "internal error"
+        status, name, detail = 500, FpindexError.name, None
     if request.method == "HEAD":
         return Response(status_code=status)
+    body: dict[str, Any] = {"error": name}
+    if detail:
+        body["detail"] = detail
+    as_msgpack = reply_is_msgpack(request)
     return Response(
-        protocol.encode({"error": message}, as_msgpack=False),
+        protocol.encode(body, as_msgpack=as_msgpack),
         status_code=status,
-        media_type="application/json",
+        media_type=protocol.MSGPACK if as_msgpack else protocol.JSON,
     )

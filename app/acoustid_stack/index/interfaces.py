@@ -18,37 +18,88 @@ MetadataValue = str | int | float | bool | None
 
 
 class FpindexError(Exception):
-    """Base of every index error; `status` is the HTTP status the server answers with."""
+    """Base of every index error. `status` is the HTTP status the server answers with and
+    `name` the error name in its body (`{"error": name}`, upstream fpindex's names); the
+    message is our human detail."""
 
     status = 500
+    name = "InternalError"
 
 
 class BadRequestError(FpindexError):
     status = 400
+    name = "BadRequest"
+
+
+class InvalidIndexNameError(BadRequestError):
+    name = "InvalidIndexName"
+
+
+class InvalidFingerprintIdError(BadRequestError):
+    name = "InvalidFingerprintId"
+
+
+class GenerationNotAllowedError(BadRequestError):
+    name = "GenerationNotAllowed"
 
 
 class IndexNotFoundError(FpindexError):
     status = 404
+    name = "IndexNotFound"
 
 
 class DocumentNotFoundError(FpindexError):
     status = 404
+    name = "FingerprintNotFound"
 
 
 class ConflictError(FpindexError):
-    """Optimistic concurrency failed (`expected_version`) or the index already exists."""
+    """Optimistic concurrency failed: `expected_version` is not the index's version."""
 
     status = 409
+    name = "VersionMismatch"
+
+
+class IndexAlreadyExistsError(ConflictError):
+    """`PUT /:index` with `expect_does_not_exist` on an existing index."""
+
+    name = "IndexAlreadyExists"
+
+
+class OlderIndexAlreadyExistsError(ConflictError):
+    """`PUT /:index` asked for a generation older than the existing index's (upstream's
+    name and rule: the request is the older one)."""
+
+    name = "OlderIndexAlreadyExists"
+
+
+class NewerIndexAlreadyExistsError(ConflictError):
+    """`PUT /:index` asked for a generation newer than the existing index's."""
+
+    name = "NewerIndexAlreadyExists"
 
 
 class NotReadyError(FpindexError):
     """The index is still recovering segments and WAL."""
 
     status = 503
+    name = "IndexNotReady"
 
 
 class CorruptIndexError(NotReadyError):
     """The index's files are damaged: it serves nothing until restored or rebuilt."""
+
+
+class SearchTimeoutError(FpindexError):
+    """A search waited for a free search thread longer than its own timeout."""
+
+    status = 503
+    name = "SearchTimeout"
+
+
+class UnsupportedMediaTypeError(FpindexError):
+    status = 415
+    name = "UnsupportedMediaType"
 
 
 class ShardUnavailableError(FpindexError):

@@ -1,5 +1,11 @@
 """Prometheus metrics of the index server, with the seed's `fpindex_*` names.
 
+Upstream fpindex's names (`fpindex_searches_total`, `fpindex_search_hits_total`,
+`fpindex_search_misses_total`, `fpindex_search_duration_seconds`, `fpindex_updates_total`,
+`fpindex_checkpoints_total`, `fpindex_memory_merges_total`, `fpindex_file_merges_total`,
+`fpindex_docs`, `fpindex_version`) are exposed too, so its dashboards work; ours carry an
+`index` label where upstream has none, which sums away in a dashboard's query.
+
 Durations are observed where the work happens; sizes and counts are read from the
 stores at scrape time, so they are never stale.
 """
@@ -8,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -42,6 +48,30 @@ class IndexMetrics:
             buckets=_SLOW,
             registry=self.registry,
         )
+        self.searches = self._counter("fpindex_searches", "Searches answered")
+        self.search_hits = self._counter("fpindex_search_hits", "Searches with a result")
+        self.search_misses = self._counter("fpindex_search_misses", "Searches without a result")
+        self.updates = self._counter("fpindex_updates", "Changes (inserts, deletes) applied")
+        # the store's kinds of maintenance work, under upstream's names
+        self._maintenance = {
+            "flush": self._counter("fpindex_checkpoints", "Memory segments flushed to a file"),
+            "fold": self._counter("fpindex_memory_merges", "Merges of memory segments"),
+            "merge": self._counter("fpindex_file_merges", "Merges of file segments"),
+        }
+
+    def _counter(self, name: str, documentation: str) -> Counter:
+        return Counter(name, documentation, ["index"], registry=self.registry)
+
+    def searched(self, index: str, hits: int, seconds: float) -> None:
+        self.searches.labels(index).inc()
+        (self.search_hits if hits else self.search_misses).labels(index).inc()
+        self.search_duration.labels(index).observe(seconds)
+
+    def maintained(self, index: str, kind: str, seconds: float) -> None:
+        """A store's flush, memory fold or file merge took `seconds` (a MergeObserver)."""
+        self.merge_duration.labels(index, kind).observe(seconds)
+        if kind in self._maintenance:
+            self._maintenance[kind].labels(index).inc()
 
     def watch(self, stores: Callable[[], Iterable[tuple[str, IndexStore]]]) -> None:
         self.registry.register(_StoreCollector(stores))
@@ -65,6 +95,12 @@ class _StoreCollector(Collector):
                 "fpindex_file_segment_size_bytes", "Bytes of file segments", labels=["index"]
             ),
             "docs": GaugeMetricFamily("fpindex_document_count", "Live documents", labels=["index"]),
+            "upstream_docs": GaugeMetricFamily(
+                "fpindex_docs", "Live documents (upstream's name)", labels=["index"]
+            ),
+            "version": GaugeMetricFamily(
+                "fpindex_version", "Version of the last applied update", labels=["index"]
+            ),
             "wal": GaugeMetricFamily(
                 "fpindex_wal_size_bytes", "Bytes of write-ahead log on disk", labels=["index"]
             ),
@@ -84,5 +120,7 @@ class _StoreCollector(Collector):
             gauges["memory"].add_metric([name], stats.memory_bytes)
             gauges["file"].add_metric([name], stats.file_bytes)
             gauges["docs"].add_metric([name], stats.num_docs)
+            gauges["upstream_docs"].add_metric([name], stats.num_docs)
+            gauges["version"].add_metric([name], store.version)
             gauges["wal"].add_metric([name], stats.wal_bytes)
         yield from gauges.values()

@@ -22,13 +22,17 @@ from acoustid_stack.index.interfaces import (
     BadRequestError,
     Change,
     Delete,
+    GenerationNotAllowedError,
     Insert,
+    InvalidFingerprintIdError,
     MetadataValue,
     SearchOptions,
+    UnsupportedMediaTypeError,
 )
 from acoustid_stack.index.segment import U32
 
 MSGPACK = "application/vnd.msgpack"
+JSON = "application/json"
 _MSGPACK_TYPES = (MSGPACK, "application/msgpack", "application/x-msgpack")
 DEFAULT_LIMIT = 40
 MAX_LIMIT = 100
@@ -38,18 +42,48 @@ MAX_TIMEOUT_MS = 10000
 MAX_QUERIES = 1000
 
 
+def _media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
 def is_msgpack(content_type: str | None) -> bool:
-    return bool(content_type) and any(t in str(content_type) for t in _MSGPACK_TYPES)
+    return _media_type(content_type) in _MSGPACK_TYPES
+
+
+def body_is_msgpack(content_type: str | None) -> bool:
+    """How to read a request body, as upstream fpindex does: a body without Content-Type
+    is MessagePack; a type other than JSON or MessagePack is refused (415)."""
+    media = _media_type(content_type)
+    if not media or media in _MSGPACK_TYPES:
+        return True
+    if media == JSON:
+        return False
+    raise UnsupportedMediaTypeError(f"Content-Type {media!r}: use {JSON} or {MSGPACK}")
+
+
+def reply_is_msgpack(accept: str | None, content_type: str | None, *, has_body: bool) -> bool:
+    """How to write a response: a JSON or MessagePack `Accept` wins, else the format of the
+    request's body; JSON for a request without a body or of an unsupported type."""
+    accepted = [_media_type(part) for part in (accept or "").split(",")]
+    if any(media in _MSGPACK_TYPES for media in accepted):
+        return True
+    if JSON in accepted or not has_body:
+        return False
+    try:
+        return body_is_msgpack(content_type)
+    except UnsupportedMediaTypeError:
+        return False
 
 
 def decode_body(body: bytes, content_type: str | None) -> dict[str, Any]:
     """The request body as a map; an empty body is an empty map."""
     if not body:
         return {}
+    as_msgpack = body_is_msgpack(content_type)
     try:
-        data = msgpack.unpackb(body, raw=False) if is_msgpack(content_type) else json.loads(body)
+        data = msgpack.unpackb(body, raw=False) if as_msgpack else json.loads(body)
     except Exception as exc:  # every decoder failure is the client's malformed body
-        kind = "MessagePack" if is_msgpack(content_type) else "JSON"
+        kind = "MessagePack" if as_msgpack else "JSON"
         raise BadRequestError(f"malformed {kind} body: {exc}") from exc
     if not isinstance(data, dict):
         raise BadRequestError("the body must be a map (JSON object)")
@@ -72,12 +106,15 @@ def _int(value: Any, what: str, low: int, high: int) -> int:
 
 
 def doc_id(value: Any) -> int:
-    return _int(value, "id", 1, MAX_UINT32)
+    try:
+        return _int(value, "id", 1, MAX_UINT32)
+    except BadRequestError as exc:
+        raise InvalidFingerprintIdError(str(exc)) from exc
 
 
 def parse_doc_id(text: str) -> int:
     if not text.isdigit():
-        raise BadRequestError(f"document id must be a positive integer, got {text!r}")
+        raise InvalidFingerprintIdError(f"document id must be a positive integer, got {text!r}")
     return doc_id(int(text))
 
 
@@ -134,19 +171,48 @@ def parse_search_many(data: Mapping[str, Any]) -> SearchManyRequest:
 
 
 def _search_options(data: Mapping[str, Any]) -> SearchOptions:
-    limit = field(data, "limit", DEFAULT_LIMIT)
     timeout = field(data, "timeout", DEFAULT_TIMEOUT_MS)
     if type(timeout) is float and timeout.is_integer():
         timeout = int(timeout)
     min_score = field(data, "min_score")
+    # like upstream: out-of-range limit, timeout and score_pct are clamped, not refused;
+    # only a value that is not an unsigned integer is a bad request
+    limit = _int(field(data, "limit", DEFAULT_LIMIT), "limit", 0, MAX_UINT32)
+    timeout_ms = _int(timeout, "timeout", 0, MAX_UINT32) or DEFAULT_TIMEOUT_MS
     return SearchOptions(
-        limit=_int(limit, "limit", 1, MAX_LIMIT),
-        # like upstream: 0 means the default, longer than the maximum is capped
-        timeout=min(_int(timeout, "timeout", 0, 2**31) or DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS)
-        / 1000,
-        min_score=None if min_score is None else _int(min_score, "min_score", 0, 2**31),
-        score_pct=_int(field(data, "score_pct", 10), "score_pct", 0, 100),
+        limit=min(max(limit, 1), MAX_LIMIT),
+        timeout=min(timeout_ms, MAX_TIMEOUT_MS) / 1000,
+        min_score=None if min_score is None else _int(min_score, "min_score", 0, MAX_UINT32),
+        score_pct=min(_int(field(data, "score_pct", 10), "score_pct", 0, MAX_UINT32), 100),
     )
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    generation: int | None
+    expect_does_not_exist: bool
+
+
+def parse_create(data: Mapping[str, Any]) -> CreateRequest:
+    """`PUT /:index`: `{"expect_does_not_exist"?: bool, "generation"?: u64}`."""
+    generation = field(data, "generation")
+    if generation is not None and (type(generation) is not int or not 1 <= generation < 2**64):
+        raise GenerationNotAllowedError(
+            f"generation must be an integer from 1 to 2^64-1, got {generation!r}"
+        )
+    return CreateRequest(generation, _flag(data, "expect_does_not_exist"))
+
+
+def parse_delete(data: Mapping[str, Any]) -> bool:
+    """`DELETE /:index`: `{"expect_exists"?: bool}`."""
+    return _flag(data, "expect_exists")
+
+
+def _flag(data: Mapping[str, Any], name: str) -> bool:
+    value = field(data, name, False)
+    if type(value) is not bool:
+        raise BadRequestError(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)

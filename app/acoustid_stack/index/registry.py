@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from acoustid_stack.index.interfaces import (
-    BadRequestError,
-    ConflictError,
     CorruptIndexError,
+    IndexAlreadyExistsError,
     IndexNotFoundError,
+    InvalidIndexNameError,
+    NewerIndexAlreadyExistsError,
+    OlderIndexAlreadyExistsError,
 )
 from acoustid_stack.index.merge import MergePolicy
 from acoustid_stack.index.store import MANIFEST, IndexStore, MergeObserver
@@ -27,7 +29,7 @@ SNAPSHOTS_DIR = ".snapshots"
 
 def check_name(name: str) -> str:
     if not _NAME.fullmatch(name):
-        raise BadRequestError(
+        raise InvalidIndexNameError(
             f"invalid index name {name!r}: letters, digits, '_', '.', '-', at most 64, "
             "not starting with '_' or '.'"
         )
@@ -48,6 +50,8 @@ class IndexRegistry:
         self._on_merge = on_merge
         self._stores: dict[str, IndexStore] = {}
         self._lock = threading.Lock()
+        #: set once start-up has loaded every index found (and created the requested ones)
+        self.loaded = threading.Event()
 
     def _new_store(self, name: str) -> IndexStore:
         return IndexStore(self.root / name, policy=self._policy, on_merge=self._on_merge)
@@ -79,6 +83,14 @@ class IndexRegistry:
             items = list(self._stores.items())
         return iter(items)
 
+    def waiting(self) -> list[str]:
+        """Names of the indexes that cannot serve yet: not ready and not corrupt (loading,
+        or a load that failed unexpectedly). A corrupt index is left out: it answers for
+        itself on `/<index>/_health`, and the server's other indexes still serve."""
+        return [
+            name for name, store in self.items() if not store.ready and store.corruption is None
+        ]
+
     def stores(self) -> list[IndexStore]:
         with self._lock:
             return list(self._stores.values())
@@ -90,18 +102,32 @@ class IndexRegistry:
             raise IndexNotFoundError(f"index {name!r} does not exist")
         return store
 
-    def create(self, name: str, *, generation: int = 1, expect_new: bool = False) -> IndexStore:
-        """Create `name` (idempotent unless `expect_new`)."""
+    def create(
+        self, name: str, *, generation: int | None = None, expect_new: bool = False
+    ) -> IndexStore:
+        """Create `name` at `generation` (default 1). Idempotent, as upstream: an existing
+        index is returned unless `expect_new`, or a `generation` other than its own is asked
+        for (older or newer: a different lineage)."""
         check_name(name)
         with self._lock:
             existing = self._stores.get(name)
             if existing is not None:
                 if expect_new:
-                    raise ConflictError(f"index {name!r} already exists")
+                    raise IndexAlreadyExistsError(f"index {name!r} already exists")
+                if generation is not None and generation < existing.generation:
+                    raise OlderIndexAlreadyExistsError(
+                        f"index {name!r} exists at generation {existing.generation}, "
+                        f"newer than the requested {generation}"
+                    )
+                if generation is not None and generation > existing.generation:
+                    raise NewerIndexAlreadyExistsError(
+                        f"index {name!r} exists at generation {existing.generation}, "
+                        f"older than the requested {generation}"
+                    )
                 return existing
             store = IndexStore.create(
                 self.root / name,
-                generation=generation,
+                generation=generation or 1,
                 policy=self._policy,
                 on_merge=self._on_merge,
             )
@@ -109,15 +135,17 @@ class IndexRegistry:
             self._stores[name] = store
             return store
 
-    def delete(self, name: str, *, expect_exists: bool = False) -> None:
+    def delete(self, name: str, *, expect_exists: bool = False) -> bool:
+        """Remove `name`; whether it existed."""
         check_name(name)
         with self._lock:
             store = self._stores.pop(name, None)
         if store is None:
             if expect_exists:
                 raise IndexNotFoundError(f"index {name!r} does not exist")
-            return
+            return False
         store.destroy()
+        return True
 
     def snapshot_dir(self) -> Path:
         path = self.root / SNAPSHOTS_DIR / uuid.uuid4().hex

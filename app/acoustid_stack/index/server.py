@@ -1,7 +1,10 @@
 """The index server: one ASGI app over an `IndexRegistry`, run by uvicorn.
 
 Start-up answers HTTP at once; indexes load (segments mapped, WAL replayed) in a
-background thread and answer 503 until they are ready. Shutdown flushes memory
+background thread and answer 503 until they are ready, and so does `/_health` until all
+of them are (upstream fpindex answers nothing until then). Searches run on a pool of
+`search_threads` threads (default: one per CPU). Shutdown (SIGTERM) stops accepting, lets
+requests in flight finish for at most SHUTDOWN_GRACE seconds, then flushes memory
 segments so the next start replays little.
 """
 
@@ -9,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import uvicorn
@@ -25,24 +30,27 @@ from acoustid_stack.index.registry import IndexRegistry
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 6081
+#: seconds requests in flight get to finish after SIGTERM (a search stops at its timeout)
+SHUTDOWN_GRACE = 15
 
 
 def create_app(
-    data_dir: Path, *, create: Sequence[str] = (), policy: MergePolicy | None = None
+    data_dir: Path,
+    *,
+    create: Sequence[str] = (),
+    policy: MergePolicy | None = None,
+    search_threads: int | None = None,
 ) -> Starlette:
     """The fpindex ASGI app serving the indexes under `data_dir`; `create` ensures names."""
     metrics = IndexMetrics()
-    registry = IndexRegistry(
-        data_dir,
-        policy=policy,
-        on_merge=lambda name, kind, seconds: metrics.merge_duration.labels(name, kind).observe(
-            seconds
-        ),
-    )
+    registry = IndexRegistry(data_dir, policy=policy, on_merge=metrics.maintained)
     registry.clear_snapshots()
     metrics.watch(registry.items)
     scheduler = MergeScheduler(registry.stores)
-    handlers = Handlers(registry=registry, metrics=metrics, scheduler=scheduler)
+    searches = ThreadPoolExecutor(
+        max_workers=search_threads or os.cpu_count() or 1, thread_name_prefix="fpindex-search"
+    )
+    handlers = Handlers(registry=registry, metrics=metrics, scheduler=scheduler, searches=searches)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -52,6 +60,7 @@ def create_app(
             registry.load(pending)
             for name in create:
                 registry.create(name)
+            registry.loaded.set()
             scheduler.start()
 
         loader = threading.Thread(target=load, name="fpindex-loader", daemon=True)
@@ -60,10 +69,11 @@ def create_app(
             yield
         finally:
             loader.join()
+            searches.shutdown(wait=True, cancel_futures=True)
             scheduler.stop()
             registry.close()
 
-    return Starlette(
+    app = Starlette(
         routes=handlers.routes(),
         lifespan=lifespan,
         exception_handlers={
@@ -73,9 +83,18 @@ def create_app(
             405: error_response,
         },
     )
+    app.state.registry = registry
+    return app
 
 
 def serve(data_dir: Path, *, host: str, port: int, create: Sequence[str] = ()) -> None:
     app = create_app(data_dir, create=create)
     log.info("index server on http://%s:%d, data in %s", host, port, data_dir)
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
+    )

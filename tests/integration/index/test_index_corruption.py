@@ -66,8 +66,8 @@ def test_a_corrupt_wal_is_refused_loudly_and_restore_repairs_it(
     server = start_server(data_dir, health=b"CORRUPT\n")
     assert server.call("GET", f"/{INDEX}/_health") == (503, b"CORRUPT\n")
     status, body = server.call("POST", f"/{INDEX}/_search", {"query": terms(1)})
-    assert status == 503
-    assert "is corrupt and refuses to serve" in body["error"]
+    assert (status, body["error"]) == (503, "IndexNotReady")  # upstream's name, our detail
+    assert "is corrupt and refuses to serve" in body["detail"]
     status, body = server.call(
         "POST", f"/{INDEX}/_update", {"changes": [{"insert": {"id": 9, "hashes": terms(9)}}]}
     )

@@ -26,7 +26,7 @@ def msgpack_call(server: IndexServer, method: str, path: str, body: object) -> t
 
 def test_json_round_trip_of_every_endpoint(server: IndexServer) -> None:
     assert server.call("GET", "/_health")[0] == 200
-    assert server.call("PUT", "/other", {})[1] == {"version": 0, "ready": True}
+    assert server.call("PUT", "/other", {})[1] == {"version": 0, "ready": True, "generation": 1}
     status, reply = server.call(
         "POST",
         f"/{INDEX}/_update",
@@ -47,10 +47,10 @@ def test_json_round_trip_of_every_endpoint(server: IndexServer) -> None:
         "POST", f"/{INDEX}/_search", {"query": [10, 20, 30, 40], "score_pct": 60, "limit": 5}
     )
     assert reply == {"results": [{"id": 1, "score": 4}]}
-    assert server.call("PUT", f"/{INDEX}/7", {"hashes": [7, 8]}) == (200, {"version": 2})
+    assert server.call("PUT", f"/{INDEX}/7", {"hashes": [7, 8]}) == (200, {})
     assert server.call("GET", f"/{INDEX}/7") == (200, {"version": 2})
     assert server.call("HEAD", f"/{INDEX}/7")[0] == 200
-    assert server.call("DELETE", f"/{INDEX}/7") == (200, {"version": 3})
+    assert server.call("DELETE", f"/{INDEX}/7") == (200, {})
     assert server.call("HEAD", f"/{INDEX}/7")[0] == 404
     assert server.call("GET", f"/{INDEX}/3")[0] == 404
     status, info = server.call("GET", f"/{INDEX}")
@@ -81,7 +81,8 @@ def test_json_round_trip_of_every_endpoint(server: IndexServer) -> None:
     ):
         assert name in text
     assert server.call("GET", "/metrics")[0] == 200
-    assert server.call("DELETE", "/other", {})[0] == 200
+    assert server.call("DELETE", "/other", {}) == (200, {"deleted": True})
+    assert server.call("DELETE", "/other", {}) == (200, {"deleted": False})
     assert server.call("GET", "/other")[0] == 404
 
 
@@ -144,13 +145,14 @@ def content(server: IndexServer) -> dict[str, object]:
 
 
 BAD_REQUESTS = [
-    ("POST", "/missing/_search", b'{"query": [1]}', "application/json", 404),
+    ("POST", "/missing/_search", b'{"query": [1]}', "application/json", 404, "IndexNotFound"),
     (
         "POST",
         f"/{INDEX}/_update",
         b'{"changes": [{"insert": {"id": 0, "hashes": [1]}}]}',
         "application/json",
         400,
+        "InvalidFingerprintId",
     ),
     (
         "POST",
@@ -158,6 +160,7 @@ BAD_REQUESTS = [
         b'{"changes": [{"insert": {"id": 4294967296, "hashes": [1]}}]}',
         "application/json",
         400,
+        "InvalidFingerprintId",
     ),
     (
         "POST",
@@ -166,6 +169,7 @@ BAD_REQUESTS = [
         b' {"insert": {"id": 8, "hashes": [4294967296]}}]}',
         "application/json",
         400,
+        "BadRequest",
     ),
     (
         "POST",
@@ -173,6 +177,7 @@ BAD_REQUESTS = [
         b'{"changes": [{"insert": {"id": 9, "hashes": [-1]}}]}',
         "application/json",
         400,
+        "BadRequest",
     ),
     (
         "POST",
@@ -180,6 +185,7 @@ BAD_REQUESTS = [
         b'{"changes": [{"insert": {"id": "9", "hashes": [1]}}]}',
         "application/json",
         400,
+        "InvalidFingerprintId",
     ),
     (
         "POST",
@@ -187,56 +193,97 @@ BAD_REQUESTS = [
         b'{"changes": [{"insert": {"id": 9, "hashes": [1.5]}}]}',
         "application/json",
         400,
+        "BadRequest",
     ),
-    ("POST", f"/{INDEX}/_update", b'{"changes": [{"upsert": {"id": 9}}]}', "application/json", 400),
-    ("POST", f"/{INDEX}/_update", b'{"changes": {"insert": 1}}', "application/json", 400),
-    ("POST", f"/{INDEX}/_update", b'{"changes": [', "application/json", 400),
-    ("POST", f"/{INDEX}/_update", b"\xc1\xc1", MSGPACK, 400),
-    ("POST", f"/{INDEX}/_update", b"[1, 2]", "application/json", 400),
+    (
+        "POST",
+        f"/{INDEX}/_update",
+        b'{"changes": [{"upsert": {"id": 9}}]}',
+        "application/json",
+        400,
+        "BadRequest",
+    ),
+    (
+        "POST",
+        f"/{INDEX}/_update",
+        b'{"changes": {"insert": 1}}',
+        "application/json",
+        400,
+        "BadRequest",
+    ),
+    ("POST", f"/{INDEX}/_update", b'{"changes": [', "application/json", 400, "BadRequest"),
+    ("POST", f"/{INDEX}/_update", b"\xc1\xc1", MSGPACK, 400, "BadRequest"),
+    ("POST", f"/{INDEX}/_update", b"[1, 2]", "application/json", 400, "BadRequest"),
     (
         "POST",
         f"/{INDEX}/_update",
         b'{"changes": [], "expected_version": 77}',
         "application/json",
         409,
+        "VersionMismatch",
     ),
-    ("POST", f"/{INDEX}/_search", b'{"query": "abc"}', "application/json", 400),
-    ("POST", f"/{INDEX}/_search", b'{"query": [1], "limit": 0}', "application/json", 400),
-    ("POST", f"/{INDEX}/_search", b'{"query": [1], "limit": true}', "application/json", 400),
-    ("POST", f"/{INDEX}/_search", b'{"limit": 3}', "application/json", 400),
-    ("POST", f"/{INDEX}/_msearch", b'{"queries": []}', "application/json", 400),
-    ("POST", f"/{INDEX}/_msearch", b'{"queries": [1, 2]}', "application/json", 400),
-    ("POST", f"/{INDEX}/_msearch", b'{"queries": [[1], [-1]]}', "application/json", 400),
-    ("POST", f"/{INDEX}/_msearch", b'{"query": [1]}', "application/json", 400),
+    ("POST", f"/{INDEX}/_search", b'{"query": "abc"}', "application/json", 400, "BadRequest"),
+    (
+        "POST",
+        f"/{INDEX}/_search",
+        b'{"query": [1], "limit": true}',
+        "application/json",
+        400,
+        "BadRequest",
+    ),
+    ("POST", f"/{INDEX}/_search", b'{"limit": 3}', "application/json", 400, "BadRequest"),
+    ("POST", f"/{INDEX}/_msearch", b'{"queries": []}', "application/json", 400, "BadRequest"),
+    ("POST", f"/{INDEX}/_msearch", b'{"queries": [1, 2]}', "application/json", 400, "BadRequest"),
+    (
+        "POST",
+        f"/{INDEX}/_msearch",
+        b'{"queries": [[1], [-1]]}',
+        "application/json",
+        400,
+        "BadRequest",
+    ),
+    ("POST", f"/{INDEX}/_msearch", b'{"query": [1]}', "application/json", 400, "BadRequest"),
     (
         "POST",
         f"/{INDEX}/_msearch",
         b'{"queries": [' + b",".join([b"[1]"] * 1001) + b"]}",
         "application/json",
         400,
+        "BadRequest",
     ),
-    ("PUT", f"/{INDEX}/0", b'{"hashes": [1]}', "application/json", 400),
-    ("PUT", f"/{INDEX}/abc", b'{"hashes": [1]}', "application/json", 400),
-    ("PUT", "/_bad", b"{}", "application/json", 400),
-    ("PATCH", f"/{INDEX}", b"{}", "application/json", 405),
+    ("PUT", f"/{INDEX}/0", b'{"hashes": [1]}', "application/json", 400, "InvalidFingerprintId"),
+    ("PUT", f"/{INDEX}/abc", b'{"hashes": [1]}', "application/json", 400, "InvalidFingerprintId"),
+    ("PUT", "/_bad", b"{}", "application/json", 400, "InvalidIndexName"),
+    ("PATCH", f"/{INDEX}", b"{}", "application/json", 405, "MethodNotAllowed"),
 ]
 
 
-@pytest.mark.parametrize("case", BAD_REQUESTS, ids=lambda case: f"{case[0]} {case[1]} {case[4]}")
-def test_bad_request_gets_4xx_json_error_and_changes_nothing(
-    shared_server: IndexServer, case: tuple[str, str, bytes, str, int]
+@pytest.mark.parametrize("case", BAD_REQUESTS, ids=lambda case: f"{case[0]} {case[1]} {case[5]}")
+@pytest.mark.parametrize("accept", ["application/json", MSGPACK])
+def test_bad_request_gets_4xx_named_error_and_changes_nothing(
+    shared_server: IndexServer, case: tuple[str, str, bytes, str, int, str], accept: str
 ) -> None:
-    method, path, body, content_type, status = case
+    """fpindex's error name in the format the client accepts, our detail beside it."""
+    method, path, body, content_type, status, name = case
     server = shared_server
     server.call("POST", f"/{INDEX}/_update", {"changes": [{"insert": {"id": 1, "hashes": [1]}}]})
     before = content(server)
     request = urllib.request.Request(f"{server.url}{path}", data=body, method=method)
     request.add_header("Content-Type", content_type)
+    request.add_header("Accept", accept)
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=30)
     assert caught.value.code == status
-    assert caught.value.headers["Content-Type"] == "application/json"
-    assert "error" in json.loads(caught.value.read())
+    assert caught.value.headers["Content-Type"] == accept
+    raw = caught.value.read()
+    if accept == MSGPACK:
+        reply = msgpack.unpackb(raw)
+        assert reply["e"] == name
+        assert reply["d"]
+    else:
+        reply = json.loads(raw)
+        assert reply["error"] == name
+        assert reply["detail"]
     assert content(server) == before
 
 
