@@ -4,8 +4,10 @@ and metric names."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,8 @@ import numpy as np
 import pytest
 from index_servers import INDEX, IndexServer
 
-from acoustid_stack.index.interfaces import Insert
+from acoustid_stack.index.client import ShardedIndexClient
+from acoustid_stack.index.interfaces import Insert, ShardUnavailableError
 from acoustid_stack.index.merge import MergePolicy
 from acoustid_stack.index.store import IndexStore
 
@@ -239,3 +242,21 @@ def test_metrics_carry_upstream_names(server: IndexServer) -> None:
     text = server.call("GET", "/_metrics")[1].decode()
     for name in ("memory_merges", "file_merges"):
         assert f"# TYPE fpindex_{name}_total counter" in text
+
+
+def test_our_client_reports_the_error_name_and_detail(
+    server: IndexServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Our client speaks MessagePack: an error answer is decoded, not dumped as bytes."""
+
+    async def scenario() -> None:
+        client = ShardedIndexClient(shards=[server.url], index="missing")
+        try:
+            with pytest.raises(ShardUnavailableError):
+                await client.insert(1, [1, 2])
+        finally:
+            await client.close()
+
+    with caplog.at_level(logging.WARNING, logger="acoustid_stack.index.client"):
+        asyncio.run(scenario())
+    assert "HTTP 404 IndexNotFound: index 'missing' does not exist" in caplog.text
