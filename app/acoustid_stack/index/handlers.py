@@ -44,7 +44,7 @@ from acoustid_stack.index.merge import MergeScheduler
 from acoustid_stack.index.metrics import IndexMetrics
 from acoustid_stack.index.registry import IndexRegistry
 from acoustid_stack.index.segment import U32
-from acoustid_stack.index.store import IndexStore
+from acoustid_stack.index.store import IndexStore, SearchStats
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +181,10 @@ class Handlers:
         self, store: IndexStore, query: U32, options: SearchOptions
     ) -> list[SearchHit]:
         started = time.perf_counter()
-        hits = store.search(query, options)
-        self.metrics.searched(store.path.name, len(hits), time.perf_counter() - started)
+        stats = SearchStats()
+        hits = store.search(query, options, stats)
+        seconds = time.perf_counter() - started
+        self.metrics.searched(store.path.name, len(hits), seconds, stats.postings_read)
         return hits
 
     async def search_many(self, request: Request) -> Response:

@@ -3,8 +3,10 @@
 Upstream fpindex's names (`fpindex_searches_total`, `fpindex_search_hits_total`,
 `fpindex_search_misses_total`, `fpindex_search_duration_seconds`, `fpindex_updates_total`,
 `fpindex_checkpoints_total`, `fpindex_memory_merges_total`, `fpindex_file_merges_total`,
-`fpindex_docs`, `fpindex_version`) are exposed too, so its dashboards work; ours carry an
-`index` label where upstream has none, which sums away in a dashboard's query.
+`fpindex_docs`, `fpindex_scanned_docs_per_hash`, `fpindex_version`) are exposed too, so its
+dashboards work; ours carry an `index` label where upstream has none, which sums away in a
+dashboard's query. `fpindex_scanned_blocks_per_hash` has no counterpart: our segments have
+no blocks (a term's postings are read from one bucket per segment).
 
 Durations are observed where the work happens; sizes and counts are read from the
 stores at scrape time, so they are never stale.
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
+import numpy as np
+from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -21,6 +25,7 @@ from prometheus_client.registry import Collector
 from acoustid_stack.index.store import IndexStore
 
 _FAST = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_SCANNED = (1, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
 _SLOW = (0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -48,6 +53,13 @@ class IndexMetrics:
             buckets=_SLOW,
             registry=self.registry,
         )
+        self.scanned_docs = Histogram(
+            "fpindex_scanned_docs_per_hash",
+            "Postings read per distinct query term, the mean of one search",
+            ["index"],
+            buckets=_SCANNED,
+            registry=self.registry,
+        )
         self.searches = self._counter("fpindex_searches", "Searches answered")
         self.search_hits = self._counter("fpindex_search_hits", "Searches with a result")
         self.search_misses = self._counter("fpindex_search_misses", "Searches without a result")
@@ -62,10 +74,15 @@ class IndexMetrics:
     def _counter(self, name: str, documentation: str) -> Counter:
         return Counter(name, documentation, ["index"], registry=self.registry)
 
-    def searched(self, index: str, hits: int, seconds: float) -> None:
+    def searched(
+        self, index: str, hits: int, seconds: float, postings_read: NDArray[np.int64]
+    ) -> None:
+        """One search: its hits, time, and the postings it read per distinct query term."""
         self.searches.labels(index).inc()
         (self.search_hits if hits else self.search_misses).labels(index).inc()
         self.search_duration.labels(index).observe(seconds)
+        if len(postings_read):
+            self.scanned_docs.labels(index).observe(float(postings_read.mean()))
 
     def maintained(self, index: str, kind: str, seconds: float) -> None:
         """A store's flush, memory fold or file merge took `seconds` (a MergeObserver)."""

@@ -236,6 +236,9 @@ def test_metrics_carry_upstream_names(server: IndexServer) -> None:
     assert added("fpindex_search_hits_total") == 2
     assert added("fpindex_search_misses_total") == 2
     assert added("fpindex_search_duration_seconds_count") == 4
+    assert added("fpindex_scanned_docs_per_hash_count") == 4
+    # the postings read per term: query [4] reads the two documents holding 4
+    assert added("fpindex_scanned_docs_per_hash_sum") >= 2
     assert added("fpindex_updates_total") == 2
     assert added("fpindex_checkpoints_total") >= 1
     assert (after["fpindex_docs"], after["fpindex_version"]) == (2, 2)
