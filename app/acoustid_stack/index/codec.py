@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 BLOCK_BITS = 8
 BLOCK = 1 << BLOCK_BITS
 # the directory is built in slices of this many buckets so its temporaries stay small
-_SLICE = 1 << 20
+_SLICE = 1 << 16
 
 Bytes = NDArray[np.uint8]
 
@@ -66,14 +66,20 @@ def decode(data: Bytes, width: int, start: int = 0, stop: int | None = None) -> 
         return raw.view("<u4").astype(np.uint32)
     padded = np.zeros((stop - start, 4), dtype=np.uint8)
     padded[:, :width] = raw.reshape(-1, width)
-    return padded.view("<u4").reshape(-1).astype(np.uint32)
+    return padded.view("<u4").reshape(-1).astype(np.uint32, copy=False)
 
 
 def encode_directory(counts: NDArray[Any]) -> tuple[NDArray[np.uint64], NDArray[Any]]:
-    """(base, rel) of buckets holding `counts` postings each; see `directory_starts`."""
+    """(base, rel) of buckets holding `counts` postings each; see `directory_starts`.
+
+    `rel` is uint16 when no block of `BLOCK` buckets holds 2^16 postings or more.
+    """
     n = len(counts)
+    wide = bool(n) and int(
+        np.add.reduceat(counts, np.arange(0, n, BLOCK), dtype=np.int64).max()
+    ) >= (1 << 16)
     base = np.empty((n >> BLOCK_BITS) + 1, dtype=np.uint64)
-    rel = np.empty(n + 1, dtype=np.uint32)
+    rel = np.empty(n + 1, dtype=np.uint32 if wide else np.uint16)
     total = 0
     for first in range(0, n + 1, _SLICE):
         piece = counts[first : first + _SLICE].astype(np.int64)
@@ -84,8 +90,6 @@ def encode_directory(counts: NDArray[Any]) -> tuple[NDArray[np.uint64], NDArray[
         index = np.arange(first, first + len(starts))
         base[index[::BLOCK] >> BLOCK_BITS] = starts[::BLOCK]
         rel[index] = starts - base[index >> BLOCK_BITS].astype(np.int64)
-    if int(rel.max()) < 1 << 16:
-        return base, rel.astype(np.uint16)
     return base, rel
 
 

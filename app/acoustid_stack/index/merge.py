@@ -46,7 +46,7 @@ class MergePolicy:
     tier_factor: int = 4
     max_segments: int = 8
     #: postings a merge holds in memory at a time (see merged_chunks)
-    chunk_postings: int = 1 << 21
+    chunk_postings: int = 1 << 20
 
     def size_class(self, docs: int, base: int) -> int:
         return int(math.log(max(docs, base) / base, self.tier_factor))
@@ -84,7 +84,7 @@ class MergePlan:
     docs: U32
     versions: U64
     #: per input, the new ordinal of each of its ordinals (-1: dropped)
-    remaps: list[NDArray[np.int64]]
+    remaps: list[NDArray[np.int32]]
     #: postings of the inputs (an upper bound of the output's)
     num_postings: int
     #: trailing zero bits every input term has (a lower bound of the output's)
@@ -117,7 +117,7 @@ def plan_merge(segments: Sequence[Segment], deleted: Sequence[np.ndarray]) -> Me
     owner = np.repeat(np.arange(len(segments)), [len(d) for d in live_docs])[::-1][first]
     remaps = []
     for i, seg in enumerate(segments):
-        remap = np.full(seg.num_docs, -1, dtype=np.int64)
+        remap = np.full(seg.num_docs, -1, dtype=np.int32)
         mine = owner == i
         remap[np.searchsorted(seg.docs, docs[mine])] = np.flatnonzero(mine)
         remaps.append(remap)
@@ -147,11 +147,17 @@ def merged_chunks(
         for segment, remap in zip(segments, plan.remaps, strict=True):
             hashes, ords = segment.postings_between(low, low + width)
             new_ords = remap[ords]
+            del ords
             keep = new_ords >= 0
-            keys.append(
-                (hashes[keep].astype(np.uint64) << np.uint64(32)) | new_ords[keep].astype(np.uint64)
-            )
-            del hashes, ords, new_ords, keep
+            if not keep.all():
+                hashes, new_ords = hashes[keep], new_ords[keep]
+            del keep
+            key = hashes.astype(np.uint64)
+            del hashes
+            key <<= np.uint64(32)
+            key |= new_ords.astype(np.uint32)
+            keys.append(key)
+            del key, new_ords
         merged = np.concatenate(keys) if keys else np.empty(0, np.uint64)
         del keys
         merged.sort()

@@ -273,25 +273,20 @@ class Layout:
     def ord_mask(self) -> np.uint32:
         return np.uint32((1 << self.ord_bits) - 1)
 
-    def bucket_of(self, hashes: NDArray[Any]) -> NDArray[np.intp]:
-        buckets: NDArray[np.intp] = (
-            hashes.astype(np.uint64) >> np.uint64(32 - self.bucket_bits)
-        ).astype(np.intp)
-        return buckets
+    def bucket_of(self, hashes: U32) -> NDArray[np.intp]:
+        return (hashes >> self.bucket_shift).astype(np.intp)
 
-    def value_of(self, hashes: NDArray[Any], ords: NDArray[Any] | int) -> I64:
-        """The stored value of (hash, ordinal) postings (as int64 for comparisons)."""
-        low_mask = np.uint64((1 << (32 - self.bucket_bits)) - 1)
-        low = (hashes.astype(np.uint64) & low_mask) >> np.uint64(self.shift)
-        values: I64 = ((low << np.uint64(self.ord_bits)) | np.asarray(ords, np.uint64)).astype(
-            np.int64
-        )
+    def value_of(self, hashes: U32, ords: U32) -> U32:
+        """The stored value of (hash, ordinal) postings (< 2^value_bits, so uint32 holds it)."""
+        values = (hashes & self.low_mask) >> np.uint32(self.shift)
+        values <<= np.uint32(self.ord_bits)
+        values |= ords
         return values
 
-    def hash_of(self, buckets: NDArray[Any], values: U32) -> U32:
-        high = buckets.astype(np.uint64) << np.uint64(32 - self.bucket_bits)
-        low = (values.astype(np.uint64) >> np.uint64(self.ord_bits)) << np.uint64(self.shift)
-        return (high | low).astype(np.uint32)
+    def hash_of(self, buckets: NDArray[np.uint32], values: U32) -> U32:
+        hashes = (values >> np.uint32(self.ord_bits)) << np.uint32(self.shift)
+        hashes |= buckets << self.bucket_shift
+        return hashes
 
     def ord_of(self, values: U32) -> U32:
         return values & self.ord_mask
@@ -404,11 +399,12 @@ class FileSegment(MappedSegment):
         end_bucket = min((high + (1 << step) - 1) >> step, layout.num_buckets)
         starts = self._starts(np.arange(first_bucket, end_bucket + 1))
         values = codec.decode(self.postings, layout.width, int(starts[0]), int(starts[-1]))
-        buckets = np.repeat(np.arange(first_bucket, end_bucket), np.diff(starts))
+        buckets = np.repeat(np.arange(first_bucket, end_bucket, dtype=np.uint32), np.diff(starts))
         hashes = layout.hash_of(buckets, values)
+        del buckets
         ords = layout.ord_of(values)
-        inside = (hashes >= low) & (hashes.astype(np.uint64) < high)
-        if not inside.all():
+        if (low | min(high, HASH_SPACE)) % (1 << step):  # the range cuts a bucket
+            inside = (hashes >= low) & (hashes.astype(np.uint64) < high)
             hashes, ords = hashes[inside], ords[inside]
         return hashes, ords
 

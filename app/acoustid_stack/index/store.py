@@ -611,26 +611,28 @@ class IndexStore:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def _load_malloc_trim() -> Callable[[int], int] | None:
+def _load_libc() -> ctypes.CDLL | None:
     try:
-        trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
         return None
-    return trim
+    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
 
 
-_malloc_trim = _load_malloc_trim()
+_libc = _load_libc()
+_M_MMAP_THRESHOLD = -3
+if _libc is not None:
+    # glibc raises its mmap threshold (up to 32 MiB) after large frees, so later big NumPy
+    # arrays (merge chunks) come from the heap, whose pages stay in the process after they
+    # are freed and add up in a merge's peak RSS; a fixed threshold keeps them mmapped
+    _libc.mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
 
 
 def release_free_memory() -> None:
-    """Give merge temporaries back to the OS.
-
-    glibc raises its mmap threshold after large frees, so later big NumPy arrays come
-    from the heap and their memory stays in the process after a merge; trimming keeps
-    the server's RSS at its working set.
-    """
-    if _malloc_trim is not None:
-        _malloc_trim(0)
+    """Give merge temporaries left on the heap back to the OS (trimming keeps the
+    server's RSS at its working set)."""
+    if _libc is not None:
+        _libc.malloc_trim(0)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
