@@ -51,6 +51,7 @@ DEFAULT_CLIPS = 2400
 VARIANT_EVERY = 4
 KINDS = ("melody", "chords", "drums", "noise", "speech", "mix")
 FIELDS = 14  # a 28-bit term is 14 two-bit classifier outputs
+UNUSED = np.uint32(0xFFFFFFFF)  # never a query term: the mask clears the low nibble
 #: vocabulary growth is measured at these eighths of the real set
 HEAPS_SIZES = (1, 2, 4, 8)
 UINT32 = np.uint32
@@ -306,6 +307,9 @@ def measure(clips: Path, target: Path) -> None:
     terms, counts = np.unique(flat, return_counts=True)
     head = counts >= 2
     order = np.argsort(-counts[head], kind="stable")
+    rank = np.full(terms.size, -1)
+    rank[np.flatnonzero(head)[order]] = np.arange(order.size)
+    fp_head = [rank[np.searchsorted(terms, q)] for q in queries]
     fields = (flat[:, None] >> (4 + 2 * np.arange(FIELDS, dtype=UINT32))) & UINT32(3)
     field_freq = np.stack([np.bincount(fields[:, k], minlength=4) for k in range(FIELDS)])
     structure = np.array([_structure(f) for f in fps], dtype=np.float32)
@@ -320,6 +324,8 @@ def measure(clips: Path, target: Path) -> None:
         head_terms=terms[head][order],
         head_counts=counts[head][order].astype(np.uint32),
         hapax=np.int64((~head).sum()),
+        fp_head=np.concatenate([h[h >= 0] for h in fp_head]).astype(np.uint32),
+        fp_head_counts=np.array([int((h >= 0).sum()) for h in fp_head], dtype=np.uint8),
         query_lengths=np.array([q.size for q in queries], dtype=np.uint8),
         lengths=data["lengths"].astype(np.uint16),
         kinds=data["kinds"],
@@ -339,10 +345,14 @@ def _max_shared(queries: list[np.ndarray]) -> np.ndarray:
     """For each fingerprint, the most terms it shares with any other one (false-match floor)."""
     flat = np.concatenate(queries)
     rows = np.repeat(np.arange(len(queries)), [q.size for q in queries])
-    _, cols = np.unique(flat, return_inverse=True)
-    matrix = np.zeros((len(queries), int(cols.max()) + 1), dtype=np.float32)
-    matrix[rows, cols] = 1
-    shared = matrix @ matrix.T
+    _, term, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    common = counts[term] >= 2  # a term seen once is shared with nobody
+    order = np.argsort(term[common], kind="stable")
+    docs, groups = rows[common][order], term[common][order]
+    shared = np.zeros((len(queries), len(queries)), dtype=np.int32)
+    # a term's fingerprints are distinct, so the fancy-indexed += counts every pair once
+    for group in np.split(docs, np.flatnonzero(np.diff(groups)) + 1):
+        shared[np.ix_(group, group)] += 1
     np.fill_diagonal(shared, 0)
     return shared.max(axis=1).astype(np.uint8)
 
@@ -400,7 +410,12 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
 class Corpus:
     """Synthetic fingerprints whose terms follow the measured statistics."""
 
-    def __init__(self, stats: dict[str, np.ndarray], tail_exponent: float | None = None) -> None:
+    def __init__(
+        self,
+        stats: dict[str, np.ndarray],
+        tail_exponent: float | None = None,
+        template_keep: float | None = None,
+    ) -> None:
         self.stats = stats
         self.head_terms = stats["head_terms"].astype(UINT32)
         head_counts = stats["head_counts"].astype(np.float64)
@@ -411,13 +426,28 @@ class Corpus:
         self.head_cdf = np.cumsum(head_counts) / head_counts.sum()
         field_freq = stats["field_freq"].astype(np.float64)
         cdf = np.cumsum(field_freq / field_freq.sum(axis=1, keepdims=True), axis=1)
-        #: 256-step inverse CDF per 2-bit field: byte -> field value
-        self.field_lut = np.stack(
+        # 256-step inverse CDF per 2-bit field (random byte -> field value), then one table per
+        # pair of fields (random 16 bits -> both fields in place), for 7 lookups per term
+        field = np.stack(
             [np.searchsorted(c, (np.arange(256) + 0.5) / 256).clip(0, 3) for c in cdf]
-        ).astype(np.uint64)
+        ).astype(UINT32)
+        low, high = np.arange(1 << 16) & 255, np.arange(1 << 16) >> 8
+        self.pair_lut = np.stack(
+            [
+                field[2 * k][low] << UINT32(4 + 4 * k) | field[2 * k + 1][high] << UINT32(6 + 4 * k)
+                for k in range(FIELDS // 2)
+            ]
+        )
         self.tail_exponent = (
             tail_exponent if tail_exponent is not None else float(stats["tail_exponent"])
         )
+        self.template_keep = (
+            template_keep if template_keep is not None else float(stats["template_keep"])
+        )
+        counts = stats["fp_head_counts"].astype(np.int64)
+        self.head_offsets = np.concatenate([[0], np.cumsum(counts)])
+        # one spare entry: rows gather at their offset even where they use no head term
+        self.fp_head = np.append(stats["fp_head"], 0).astype(np.int64)
 
     @classmethod
     def load(cls, path: Path = STATS_FILE) -> Corpus:
@@ -433,7 +463,7 @@ class Corpus:
                 print(f"measuring the corpus: {DEFAULT_CLIPS} clips into {clips}", flush=True)
                 build_clips(clips, DEFAULT_CLIPS)
             measure(clips, stats)
-            fit_tail(stats)
+            fit(stats)
         return cls.load(stats)
 
     # -- terms ----------------------------------------------------------------------------------
@@ -442,48 +472,73 @@ class Corpus:
         """The term of each tail rank: 14 fields drawn from the measured field frequencies by
         a hash of the rank (the same rank is the same term within one `salt`)."""
         a = _splitmix(ranks.astype(np.uint64) ^ np.uint64(salt))
-        b = _splitmix(a)
-        term = np.zeros(ranks.shape, dtype=np.uint64)
-        for k in range(FIELDS):
-            source, shift = (a, 8 * k) if k < 8 else (b, 8 * (k - 8))
-            byte = (source >> np.uint64(shift)) & np.uint64(255)
-            term |= self.field_lut[k][byte] << np.uint64(4 + 2 * k)
-        return term.astype(UINT32)
+        bits = np.stack([a, _splitmix(a)], axis=1).view(np.uint16)  # 8 x 16 random bits
+        term = self.pair_lut[0][bits[:, 0]]
+        for k in range(1, FIELDS // 2):
+            term |= self.pair_lut[k][bits[:, k]]
+        return term
 
     def draw(self, size: int, rng: np.random.Generator, salt: int = 0) -> np.ndarray:
         """`size` independent term occurrences from the popularity model."""
-        u = rng.random(size)
-        tail = u < self.tail_mass
+        tail = rng.random(size) < self.tail_mass
         out = np.empty(size, dtype=UINT32)
-        picks = np.searchsorted(self.head_cdf, rng.random(int(size - tail.sum())), side="right")
-        out[~tail] = self.head_terms[np.minimum(picks, self.head_terms.size - 1)]
-        # continuous power law over ranks [first, last) by inverse CDF, then floor
+        out[~tail] = self.draw_head(int(size - tail.sum()), rng)
+        out[tail] = self.draw_tail(int(tail.sum()), rng, salt)
+        return out
+
+    def draw_head(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """Measured terms, by their measured frequencies."""
+        picks = np.searchsorted(self.head_cdf, rng.random(size), side="right")
+        return np.asarray(self.head_terms[np.minimum(picks, self.head_terms.size - 1)])
+
+    def draw_tail(self, size: int, rng: np.random.Generator, salt: int = 0) -> np.ndarray:
+        """Tail terms: a continuous power law over ranks [first, last) by inverse CDF."""
         s, first, last = self.tail_exponent, float(self.head_terms.size + 1), float(1 << 28)
-        v = rng.random(int(tail.sum()))
+        v = rng.random(size)
         if abs(s - 1) < 1e-9:
             ranks = first * (last / first) ** v
         else:
             lo, hi = first ** (1 - s), last ** (1 - s)
             ranks = (lo + (hi - lo) * v) ** (1 / (1 - s))
-        out[tail] = self._tail_terms(np.floor(ranks), salt)
-        return out
-
-    def _lengths(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.stats["query_lengths"][rng.integers(0, self.real_docs, size=n)].astype(np.int64)
+        return self._tail_terms(np.floor(ranks), salt)
 
     def query_terms(self, n: int, seed: int, *, chunk: int = 50_000) -> Terms:
-        """Query terms of `n` fingerprints (distinct within each, measured lengths)."""
+        """Query terms of `n` fingerprints, each modelled on a measured one (its template):
+        as many terms, as many of them popular (head) terms, each of the template's own head
+        terms kept with probability `template_keep` (so songs that share popular terms in
+        the measurement share them here), the other head terms drawn by popularity, the rest
+        from the tail; distinct within each fingerprint."""
         rng = np.random.default_rng([seed, 1])
-        lengths = self._lengths(n, rng)
+        templates = rng.integers(0, self.real_docs, size=n)
+        lengths = self.stats["query_lengths"][templates].astype(np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         flat = np.empty(int(offsets[-1]), dtype=UINT32)
         for first in range(0, n, chunk):
-            rows = min(chunk, n - first)
-            width = int(lengths[first : first + rows].max())
-            block = distinct_rows(self.draw, rows, width, rng)
-            keep = np.arange(width) < lengths[first : first + rows, None]
-            flat[offsets[first] : offsets[first + rows]] = block[keep]
+            part = slice(first, min(n, first + chunk))
+            block = self._template_rows(templates[part], lengths[part], rng)
+            flat[offsets[part.start] : offsets[part.stop]] = block[block != UNUSED]
         return Terms(flat, offsets)
+
+    def _template_rows(
+        self, templates: np.ndarray, lengths: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        rows, width = templates.size, int(lengths.max())
+        column = np.arange(width)
+        heads = self.stats["fp_head_counts"][templates].astype(np.int64)
+        in_head = column < heads[:, None]
+        own = self.head_offsets[templates][:, None] + np.where(in_head, column, 0)
+        block = np.where(in_head, self.head_terms[self.fp_head[own]], UNUSED)
+        fresh = in_head & (rng.random((rows, width)) >= self.template_keep)
+        block[fresh] = self.draw_head(int(fresh.sum()), rng)
+        tail = ~in_head & (column < lengths[:, None])
+        block[tail] = self.draw_tail(int(tail.sum()), rng)
+        while True:  # distinct terms: a repeated one is replaced by a tail draw
+            block.sort(axis=1)
+            dup = np.zeros(block.shape, dtype=bool)
+            dup[:, 1:] = (block[:, 1:] == block[:, :-1]) & (block[:, 1:] != UNUSED)
+            if not dup.any():
+                return rng.permuted(block, axis=1)
+            block[dup] = self.draw_tail(int(dup.sum()), rng)
 
     def degrade(self, terms: np.ndarray, keep: float, rng: np.random.Generator) -> np.ndarray:
         """A query sharing `keep` of `terms`; the others replaced by popularity draws (a noisy
@@ -529,25 +584,38 @@ def posting_lengths(terms: Terms) -> np.ndarray:
     return np.asarray(counts)
 
 
-def fit_tail(stats_file: Path) -> float:
-    """Fit the tail exponent: the one whose generated corpus grows its vocabulary (distinct
-    terms) as the measured one does from 1/8 of the real size to all of it. Vocabulary growth
-    is what sets posting lengths at sizes we cannot measure."""
+def fit(stats_file: Path) -> tuple[float, float]:
+    """Fit the two free parameters of the generator and store them in `stats_file`.
+
+    The tail exponent: a generated corpus grows its vocabulary (distinct terms) as the measured
+    one does from 1/8 of the real size to all of it; vocabulary growth is what sets posting
+    lengths at sizes we cannot measure. The template keep: a generated corpus of the real size
+    (templates drawn with replacement, as at any size) has the measured distribution of the most
+    terms a fingerprint shares with another one."""
     with np.load(stats_file) as data:
         stats = {k: data[k] for k in data.files}
     sizes, measured = stats["heaps_sizes"], stats["heaps_measured"].astype(np.float64)
     n = int(sizes[-1])
     best = (np.inf, 1.0)
     for s in np.arange(0.0, 1.6, 0.05):
-        terms = Corpus(stats, tail_exponent=float(s)).query_terms(n, seed=7)
+        terms = Corpus(stats, tail_exponent=float(s), template_keep=0.5).query_terms(n, seed=7)
         grown = np.array([np.unique(terms.flat[: terms.offsets[k]]).size for k in sizes])
         best = min(best, (float(np.sum(np.log(grown / measured) ** 2)), float(s)))
-    stats["tail_exponent"] = np.float64(best[1])
+    exponent = best[1]
+    real = np.quantile(stats["unrelated_max_shared"], SHARED_QUANTILES)
+    best = (np.inf, 1.0)
+    for keep in np.arange(0.0, 1.01, 0.1):
+        corpus = Corpus(stats, tail_exponent=exponent, template_keep=float(keep))
+        shared = _max_shared(_rows(corpus.query_terms(n, seed=7)))
+        error = float(np.sum(np.abs(np.quantile(shared, SHARED_QUANTILES) - real) / (real + 1)))
+        best = min(best, (error, float(keep)))
+    stats["tail_exponent"], stats["template_keep"] = np.float64(exponent), np.float64(best[1])
     np.savez_compressed(stats_file, **stats)
-    return best[1]
+    return exponent, best[1]
 
 
 QUANTILES = (0.5, 0.9, 0.99, 0.999, 1.0)
+SHARED_QUANTILES = (0.5, 0.75, 0.9, 0.99)
 
 
 def _weighted_quantiles(values: np.ndarray, weights: np.ndarray) -> list[float]:
@@ -587,9 +655,13 @@ def compare(corpus: Corpus, n: int = 100_000, target: int = 1_000_000, seed: int
         (f"generated, {n} fps", _describe(posting_lengths(corpus.query_terms(n, seed)), n, target)),
     ]
     head = " ".join(f"{'p' + format(q * 100, 'g'):>7}" for q in QUANTILES)
+    generated = _max_shared(_rows(corpus.query_terms(docs, seed)))
+    kept = (0.01, 0.1, 0.5, 0.9)
+    same = np.quantile(stats["same_song_kept"], kept)
     lines = [
-        f"posting lengths (tail exponent {corpus.tail_exponent:.2f}, "
-        f"tail mass {corpus.tail_mass:.3f}); 'met' = as a query term meets them",
+        f"posting lengths (tail exponent {corpus.tail_exponent:.2f}, tail mass "
+        f"{corpus.tail_mass:.3f}, template keep {corpus.template_keep:.1f}); "
+        "'met' = as a query term meets them",
         f"{'':24} {'terms':>8}  per term: {head}",
         *(
             f"{name:24} {d['terms']:8.0f}  {'':10}" + " ".join(f"{v:7.0f}" for v in d["per_term"])  # type: ignore[union-attr]
@@ -607,8 +679,19 @@ def compare(corpus: Corpus, n: int = 100_000, target: int = 1_000_000, seed: int
             f"{name:24} {'':8}  {'':14}" + " ".join(f"{v * 100:7.3f}" for v in d["met_share"])  # type: ignore[union-attr]
             for name, d in rows
         ),
+        f"most terms a fingerprint shares with another, {docs} fps: {head}",
+        *(
+            f"{name:24} {'':8}  {'':14}" + " ".join(f"{v:7.0f}" for v in np.quantile(m, QUANTILES))
+            for name, m in (("measured", stats["unrelated_max_shared"]), ("generated", generated))
+        ),
+        "share of query terms a degraded copy of a song keeps (measured): "
+        + " ".join(f"p{q * 100:g} {v:.2f}" for q, v in zip(kept, same, strict=True)),
     ]
     return "\n".join(lines)
+
+
+def _rows(terms: Terms) -> list[np.ndarray]:
+    return [terms.row(i) for i in range(len(terms))]
 
 
 def main() -> None:
@@ -616,15 +699,18 @@ def main() -> None:
     parser.add_argument("command", choices=["build", "compare"])
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="clip cache folder")
     parser.add_argument("--clips", type=int, default=DEFAULT_CLIPS)
+    parser.add_argument("--stats", type=Path, default=STATS_FILE, help="statistics file")
+    parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args()
     try:
         if args.command == "build":
             clips = args.cache / CLIPS_FILE
             if not clips.exists():
-                build_clips(clips, args.clips)
-            measure(clips, STATS_FILE)
-            print(f"tail exponent {fit_tail(STATS_FILE):.2f}; wrote {STATS_FILE}")
-        print(compare(Corpus.load()))
+                build_clips(clips, args.clips, args.processes)
+            measure(clips, args.stats)
+            exponent, keep = fit(args.stats)
+            print(f"tail exponent {exponent:.2f}, template keep {keep:.1f}; wrote {args.stats}")
+        print(compare(Corpus.load(args.stats)))
     except UserError as error:
         sys.exit(f"error: {error}")
 

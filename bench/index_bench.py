@@ -45,7 +45,7 @@ import msgpack
 import numpy as np
 
 from acoustid_stack.errors import UserError
-from corpus import DEFAULT_CACHE, Corpus, Terms, compare, distinct_rows
+from corpus import DEFAULT_CACHE, STATS_FILE, Corpus, Terms, compare, distinct_rows
 
 TERMS = 120
 KEEP = 0.7
@@ -475,7 +475,8 @@ def main() -> None:
     parser.add_argument("--format", choices=["msgpack", "json"], default="msgpack")
     parser.add_argument("--settle", type=float, default=300, help="max seconds to wait merges")
     parser.add_argument("--quiet", type=float, default=60, help="merges done after this long")
-    parser.add_argument("--corpus-cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--corpus-cache", type=Path, default=DEFAULT_CACHE, help="clip cache")
+    parser.add_argument("--corpus-stats", type=Path, default=STATS_FILE, help="measured stats")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     names = args.workloads.split(",")
@@ -484,7 +485,11 @@ def main() -> None:
         sys.exit(f"error: unknown workload {', '.join(sorted(unknown))}; known: {WORKLOADS}")
 
     try:
-        corpus = Corpus.load_or_build(args.corpus_cache) if "realistic" in names else None
+        corpus = (
+            Corpus.load_or_build(args.corpus_cache, args.corpus_stats)
+            if "realistic" in names
+            else None
+        )
     except UserError as error:
         sys.exit(f"error: {error}")
     if corpus is not None:

@@ -59,7 +59,7 @@ def stats_file(clips: tuple[Path, list[np.ndarray]]) -> Path:
     path, _ = clips
     target = path.parent / "stats.npz"
     corpus.measure(path, target)
-    corpus.fit_tail(target)
+    corpus.fit(target)
     return target
 
 
@@ -80,6 +80,19 @@ def test_measure_counts_the_query_terms_of_every_fingerprint(
         # the copies keep the terms of their unchanged hashes only
         assert 0 < float(stats["same_song_kept"].max()) < 1
         assert stats["heaps_measured"][-1] == terms.size
+
+
+def test_measure_finds_the_most_terms_each_song_shares_with_another(
+    clips: tuple[Path, list[np.ndarray]], stats_file: Path
+) -> None:
+    _, songs = clips
+    queries = [set(extract_query(s).tolist()) for s in songs]
+    expected = [
+        max(len(q & other) for j, other in enumerate(queries) if j != i)
+        for i, q in enumerate(queries)
+    ]
+    with np.load(stats_file) as stats:
+        assert stats["unrelated_max_shared"].tolist() == expected
 
 
 def test_generated_terms_are_distinct_masked_and_measured_lengths(stats_file: Path) -> None:
