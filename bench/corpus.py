@@ -41,7 +41,13 @@ import numpy as np
 
 from acoustid_stack.errors import UserError
 from acoustid_stack.fingerprint.audio import SAMPLE_RATE, fpcalc
-from acoustid_stack.fingerprint.query import QUERY_MASK, SILENCE_HASH, extract_query
+from acoustid_stack.fingerprint.query import (
+    QUERY_LENGTH,
+    QUERY_MASK,
+    QUERY_START,
+    SILENCE_HASH,
+    extract_query,
+)
 
 BENCH = Path(__file__).resolve().parent
 STATS_FILE = BENCH / "data" / "corpus-stats.npz"
@@ -524,7 +530,7 @@ class Corpus:
     ) -> np.ndarray:
         rows, width = templates.size, int(lengths.max())
         column = np.arange(width)
-        heads = self.stats["fp_head_counts"][templates].astype(np.int64)
+        heads = np.minimum(self.stats["fp_head_counts"][templates], lengths).astype(np.int64)
         in_head = column < heads[:, None]
         own = self.head_offsets[templates][:, None] + np.where(in_head, column, 0)
         block = np.where(in_head, self.head_terms[self.fp_head[own]], UNUSED)
@@ -553,7 +559,8 @@ class Corpus:
     def fingerprints(self, n: int, seed: int) -> list[np.ndarray]:
         """`n` raw fingerprints (uint32 hashes, as `fpcalc -raw`), each shaped like a measured
         one: its length and how often the masked hash stays or returns to an earlier value.
-        `extract_query` of them gives terms from the same popularity model."""
+        The values `extract_query` takes are a `query_terms` row of the same template; the
+        others are tail terms."""
         rng = np.random.default_rng([seed, 2])
         templates = rng.integers(0, self.real_docs, size=n)
         nibble = self.stats["low_nibble"] / self.stats["low_nibble"].sum()
@@ -561,17 +568,21 @@ class Corpus:
         for t in templates:
             size = int(self.stats["lengths"][t])
             stay, revisit = (float(x) for x in self.stats["structure"][t])
-            event = rng.random(size)
-            is_stay = event < stay
+            is_stay = rng.random(size) < stay
             is_stay[0] = False
             is_new = ~is_stay & (rng.random(size) >= revisit)
             is_new[0] = True
             seen = np.cumsum(is_new)  # labels so far, including this position's new one
-            label = np.where(is_new, seen - 1, (rng.random(size) * (seen - 0)).astype(np.int64))
+            label = np.where(is_new, seen - 1, (rng.random(size) * seen).astype(np.int64))
             # a stay takes the label of the last position that was not a stay
-            last = np.maximum.accumulate(np.where(is_stay, 0, np.arange(size)))
-            label = label[last]
-            words = distinct_rows(self.draw, 1, int(seen[-1]), rng)[0]
+            label = label[np.maximum.accumulate(np.where(is_stay, 0, np.arange(size)))]
+            # the labels extract_query will take, in its order
+            window = label[max(0, min(size - QUERY_LENGTH, QUERY_START)) :]
+            _, first = np.unique(window, return_index=True)
+            query = window[np.sort(first)][:QUERY_LENGTH]
+            words = self.draw_tail(int(seen[-1]), rng)
+            row = self._template_rows(np.array([t]), np.array([query.size]), rng)[0]
+            words[query] = row[row != UNUSED]
             hashes = words[label] | rng.choice(16, size=size, p=nibble).astype(UINT32)
             hashes[hashes == UINT32(SILENCE_HASH)] ^= UINT32(1)
             out.append(hashes)

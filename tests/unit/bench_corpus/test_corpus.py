@@ -132,8 +132,12 @@ def test_generated_fingerprints_have_measured_lengths_and_queries(stats_file: Pa
     fingerprints = generated.fingerprints(200, seed=9)
     assert {f.size for f in fingerprints} <= set(generated.stats["lengths"].tolist())
     assert all(f.dtype == np.uint32 and not (f == SILENCE_HASH).any() for f in fingerprints)
-    queries = [extract_query(f) for f in fingerprints]
+    queries = [extract_query(f).view(np.uint32) for f in fingerprints]
     assert all(0 < q.size <= QUERY_LENGTH for q in queries)
+    # their query terms are as popular as query_terms' (the template's head terms)
+    flat = np.concatenate(queries)
+    popular = generated.query_terms(2000, seed=9).flat
+    assert np.isin(flat, POPULAR).mean() == pytest.approx(np.isin(popular, POPULAR).mean(), rel=0.2)
     # hashes repeat in runs, as measured: fewer distinct terms than hashes
     assert np.mean([np.unique(f & np.uint32(0xFFFFFFF0)).size / f.size for f in fingerprints]) < 0.8
 
