@@ -17,9 +17,12 @@ bytes (codec.py). `bucket_bits` is chosen per segment, from `ord_bits` to `ord_b
 for the smallest file: AcoustID terms take 3 bytes per posting with 16 buckets per
 document, random 32-bit terms 4 bytes with one bucket per document.
 
-A search finds each query term's postings by a vectorised binary search in its bucket,
-so its cost is the number of postings of that term, not of its bucket, and reads at most
-`budget` of them per term (the store's per-term cap, lowest ordinals first).
+A search reads each query term's bucket whole when it holds at most SCAN_POSTINGS
+postings (mixed hashes keep nearly all of them that small: ~8 postings for AcoustID
+terms, ~120 for random ones); a longer bucket (a common term in it) is narrowed to the
+term's own postings by a vectorised binary search. Either way it reads at most `budget`
+postings per term (the store's per-term cap, lowest ordinals first), so no term layout
+makes a search scan a large part of the index.
 
 Deletes never rewrite a segment: `deleted` marks ordinals (tombstones) until a merge
 drops them.
@@ -46,7 +49,7 @@ from acoustid_stack.index import codec
 from acoustid_stack.index.durable import fsync_dir
 from acoustid_stack.index.interfaces import FpindexError
 
-# 2^27 documents per segment keeps a directory ≤ 2^35 buckets; shards split beyond that.
+# 2^27 documents per segment at most; shards split beyond that.
 MAX_ORD_BITS = 27
 MAX_SEGMENT_DOCS = 1 << MAX_ORD_BITS
 MAGIC = b"FPSEG002"

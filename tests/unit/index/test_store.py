@@ -17,7 +17,7 @@ from acoustid_stack.index.interfaces import (
 from acoustid_stack.index.legacy import LegacySegment
 from acoustid_stack.index.merge import MergePolicy
 from acoustid_stack.index.segment import SCAN_POSTINGS, FileSegment
-from acoustid_stack.index.store import IndexStore, SearchStats, read_manifest
+from acoustid_stack.index.store import IndexStore, SearchStats, read_manifest, verify_index_dir
 
 EAGER = MergePolicy(flush_docs=300, idle_flush=0, idle_compact=0, tier_factor=2)
 LAZY = MergePolicy(idle_flush=3600, idle_compact=3600, max_memory_age=3600)
@@ -140,6 +140,8 @@ def test_a_format_1_index_is_served_checked_and_rewritten_at_the_next_compaction
     (old,) = store.segments()
     assert isinstance(old, LegacySegment)
     assert [h.id for h in store.search(terms(7), SearchOptions(limit=1))] == [7]
+    store.snapshot(tmp_path / "snap")  # still format 1, restorable as such
+    assert verify_index_dir(tmp_path / "snap")["format"] == 1
     store.update([Delete(8)])
     while store.maintain():
         pass
