@@ -3,9 +3,9 @@
 Start-up answers HTTP at once; indexes load (segments mapped, WAL replayed) in a
 background thread and answer 503 until they are ready, and so does `/_health` until all
 of them are (upstream fpindex answers nothing until then). Searches run on a pool of
-`search_threads` threads (default: one per CPU). Shutdown (SIGTERM) stops accepting, lets
-requests in flight finish for at most SHUTDOWN_GRACE seconds, then flushes memory
-segments so the next start replays little.
+`search_threads` threads (default: one per usable CPU). Shutdown (SIGTERM) stops
+accepting, lets requests in flight finish for at most SHUTDOWN_GRACE seconds, then flushes
+memory segments so the next start replays little.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def create_app(
     metrics.watch(registry.items)
     scheduler = MergeScheduler(registry.stores)
     searches = ThreadPoolExecutor(
-        max_workers=search_threads or os.cpu_count() or 1, thread_name_prefix="fpindex-search"
+        max_workers=search_threads or usable_cpus(), thread_name_prefix="fpindex-search"
     )
     handlers = Handlers(registry=registry, metrics=metrics, scheduler=scheduler, searches=searches)
 
@@ -85,6 +85,14 @@ def create_app(
     )
     app.state.registry = registry
     return app
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (a container's cpuset, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def serve(data_dir: Path, *, host: str, port: int, create: Sequence[str] = ()) -> None:
