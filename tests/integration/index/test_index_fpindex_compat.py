@@ -8,7 +8,9 @@ import asyncio
 import http.client
 import json
 import logging
+import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,7 @@ from index_servers import INDEX, IndexServer
 
 from acoustid_stack.index.client import ShardedIndexClient
 from acoustid_stack.index.interfaces import Insert, ShardUnavailableError
-from acoustid_stack.index.merge import MergePolicy
-from acoustid_stack.index.store import IndexStore
+from acoustid_stack.index.store import MANIFEST, IndexStore
 
 pytestmark = pytest.mark.integration
 
@@ -173,41 +174,44 @@ def test_search_clamps_limit_and_score_pct_as_upstream(server: IndexServer) -> N
     assert ids(limit=100, score_pct=500) == [130]  # as 100: the top score only
 
 
-def index_with_a_long_wal(data_dir: Path, documents: int) -> None:
-    """An index whose every update is still in its WAL: a start replays all of them."""
-    store = IndexStore.create(
-        data_dir / INDEX, policy=MergePolicy(idle_flush=3600, max_memory_age=3600)
-    )
-    store.open()
-    rng = np.random.default_rng(7)
-    for first in range(1, documents + 1, 5000):
-        terms = rng.integers(0, 2**32, (5000, 100), dtype=np.uint32)
-        store.update([Insert(first + k, hashes) for k, hashes in enumerate(terms)])
-    store.close()
-
-
 def test_health_is_not_ok_while_an_index_cannot_serve(tmp_path: Path) -> None:
     """Upstream answers nothing before every index is loaded; ours answers 503 LOADING.
-    Never may /_health say OK while a search would get 503."""
+    The index's manifest is a named pipe here, so loading waits until the test feeds it."""
     data_dir = tmp_path / "data"
-    index_with_a_long_wal(data_dir, 50_000)
+    store = IndexStore.create(data_dir / INDEX)
+    store.open()
+    store.update([Insert(1, np.array([1, 2, 3], np.uint32))])
+    store.checkpoint()
+    store.close()
+    manifest = data_dir / INDEX / MANIFEST
+    content = manifest.read_bytes()
+    manifest.unlink()
+    os.mkfifo(manifest)
     server = IndexServer(data_dir, tmp_path / "logs")
     server.process.start()  # not waiting for readiness: that is what is under test
+    feeder = threading.Thread(target=manifest.write_bytes, args=(content,), daemon=True)
     try:
-        seen = []
         while True:
             try:
-                status, body = server.call("GET", "/_health")
+                health = server.call("GET", "/_health")
+                break
             except OSError:
                 continue  # not listening yet
-            seen.append((status, body))
-            if status == 200:
-                break
-            assert (status, body) == (503, b"LOADING\n")
-        assert server.call("POST", f"/{INDEX}/_search", {"query": [1]})[0] == 200
-        assert server.call("GET", f"/{INDEX}/_health") == (200, b"OK\n")
-        assert seen[0] == (503, b"LOADING\n"), "the index loaded before the first probe"
+        assert health == (503, b"LOADING\n")
+        assert server.call("GET", f"/{INDEX}/_health") == (503, b"LOADING\n")
+        status, reply = server.call("POST", f"/{INDEX}/_search", {"query": [1, 2, 3]})
+        assert (status, reply["error"]) == (503, "IndexNotReady")
+
+        feeder.start()
+        while health != (200, b"OK\n"):
+            assert health == (503, b"LOADING\n")
+            assert server.process.running()
+            health = server.call("GET", "/_health")
+        status, reply = server.call("POST", f"/{INDEX}/_search", {"query": [1, 2, 3]})
+        assert (status, reply) == (200, {"results": [{"id": 1, "score": 3}]})
     finally:
+        if feeder.ident is None:  # failed before: let the blocked load end, then stop
+            feeder.start()
         server.stop()
 
 
