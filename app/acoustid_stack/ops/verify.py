@@ -276,7 +276,9 @@ def verify_index_snapshot(repo: BackupRepository, kind: str, settings: Settings)
         except (tarfile.TarError, OSError, SegmentFileError, ValueError, KeyError) as exc:
             return Verification(kind, False, f"{folder.name}: {exc}")
         try:
-            docs = np.concatenate([s.docs for s in store.segments()] or [np.zeros(0, np.uint32)])
+            docs = np.concatenate(
+                [s.docs[~s.deleted] for s in store.segments()] or [np.zeros(0, np.uint32)]
+            )
             missed, searched = _search_sample(store, docs, settings)
         finally:
             store.close()
