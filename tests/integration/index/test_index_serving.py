@@ -30,6 +30,14 @@ from acoustid_stack.local.process import free_port
 pytestmark = pytest.mark.integration
 
 
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Poll `condition`; the limit only keeps a broken server from hanging the run."""
+    give_up = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < give_up, f"waited 60 s for {what}"
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def in_process_server(data_dir: Path, *, search_threads: int) -> Iterator[tuple[str, Any]]:
     """The index app served by uvicorn on a thread of this process: its URL and the app."""
@@ -42,11 +50,8 @@ def in_process_server(data_dir: Path, *, search_threads: int) -> Iterator[tuple[
     thread.start()
     url = f"http://127.0.0.1:{port}"
     try:
-        while not server.started:
-            assert thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.05)
-        while http_json("GET", f"{url}/_health")[0] != 200:
-            time.sleep(0.05)
+        wait_for(lambda: server.started, "uvicorn to start")
+        wait_for(lambda: http_json("GET", f"{url}/_health")[0] == 200, "the index to load")
         yield url, app
     finally:
         server.should_exit = True
@@ -149,8 +154,7 @@ def test_sigterm_under_load_exits_within_seconds_with_a_bounded_log(
     load(server, 20_000)
     log_path = server.process.log_path
     with traffic(server, clients=6) as statuses:
-        while len(statuses) < 60:
-            time.sleep(0.05)
+        wait_for(lambda: len(statuses) >= 60, "60 requests")
         assert set(statuses) == {200}
         lines_before = len(log_path.read_bytes().splitlines())
         pid = server.process.pid
@@ -181,8 +185,8 @@ def test_snapshot_of_a_large_index_while_writes_continue_restores_and_serves(
                 timeout=120,
             )
         written = len(statuses)
-        while len(statuses) < written + 10:  # writes go on after the snapshot too
-            time.sleep(0.05)
+        # writes go on after the snapshot too
+        wait_for(lambda: len(statuses) >= written + 10, "10 more requests")
     assert set(statuses) == {200}
     restored_dir = tmp_path / "restored"
     result = subprocess.run(
