@@ -93,9 +93,96 @@ def encode_directory(counts: NDArray[Any]) -> tuple[NDArray[np.uint64], NDArray[
     return base, rel
 
 
+def directory_total(base: NDArray[np.uint64], rel: NDArray[Any]) -> int:
+    """The end of the last bucket: what the buckets hold together."""
+    return int(base[-1]) + int(rel[-1])
+
+
 def directory_starts(
     base: NDArray[np.uint64], rel: NDArray[Any], buckets: NDArray[Any]
 ) -> NDArray[np.int64]:
     """Position of the first posting of each bucket (`len(rel) - 1` for the end)."""
     starts: NDArray[np.int64] = base[buckets >> BLOCK_BITS].astype(np.int64) + rel[buckets]
     return starts
+
+
+# --- delta + varint: the postings of a bucket ----------------------------------------------
+_VARINT_MASKS = np.array([0xFF, 0xFFFF, 0xFFFFFF, 0xFFFFFFFF], dtype=np.uint32)
+
+
+def varint_lengths(values: NDArray[np.uint32]) -> Bytes:
+    """Bytes (1 to 4) of each value's varint."""
+    lengths: Bytes = (values >= 1 << 8).astype(np.uint8) + 1
+    lengths += values >= 1 << 16
+    lengths += values >= 1 << 24
+    return lengths
+
+
+def varint_encode(values: NDArray[np.uint32], lengths: Bytes) -> Bytes:
+    """The low `lengths[i]` bytes of each value, little-endian, one after the other."""
+    rows = np.asarray(values, dtype="<u4").view(np.uint8).reshape(-1, 4)
+    data: Bytes = rows[np.arange(4) < lengths[:, None]]
+    return data
+
+
+def pack_lengths(lengths: Bytes) -> Bytes:
+    """Varint lengths as 2-bit tags, 4 per byte (the last byte padded)."""
+    padded = np.zeros((len(lengths) + 3) // 4 * 4, dtype=np.uint8)
+    padded[: len(lengths)] = lengths - 1
+    quads = padded.reshape(-1, 4)
+    tags = quads[:, 0] | (quads[:, 1] << 2) | (quads[:, 2] << 4) | (quads[:, 3] << 6)
+    return tags.astype(np.uint8)
+
+
+def unpack_lengths(tags: Bytes, positions: NDArray[np.intp]) -> NDArray[np.intp]:
+    """The varint lengths of the values at `positions` from `pack_lengths` tags."""
+    shifts = ((positions & 3) << 1).astype(np.uint8)
+    lengths: NDArray[np.intp] = ((tags[positions >> 2] >> shifts) & 3).astype(np.intp) + 1
+    return lengths
+
+
+def varint_padding(size: int) -> int:
+    """Spare bytes after `size` bytes of varints: the data is read as whole uint32 words,
+    two from a varint's word on."""
+    return 4 + (-size) % 4
+
+
+def varint_take(
+    words: NDArray[np.uint32], offsets: NDArray[np.intp], lengths: NDArray[np.intp]
+) -> NDArray[np.uint32]:
+    """The varints of `lengths` bytes at byte `offsets` of padded data viewed as `words`."""
+    index = offsets >> 2
+    pairs = words[index].astype(np.uint64)
+    pairs |= words[index + 1].astype(np.uint64) << np.uint64(32)
+    pairs >>= ((offsets & 3) << 3).astype(np.uint64)
+    values: NDArray[np.uint32] = pairs.astype(np.uint32)
+    values &= _VARINT_MASKS[lengths - 1]
+    return values
+
+
+def delta_decode(
+    words: NDArray[np.uint32],
+    tags: Bytes,
+    starts: NDArray[Any],
+    counts: NDArray[Any],
+    offsets: NDArray[Any],
+) -> NDArray[np.uint32]:
+    """The values of delta-coded runs, concatenated: run i holds `counts[i]` values from
+    position `starts[i]` (its tags), its bytes from `offsets[i]` of the padded data viewed
+    as `words`, its first delta from 0."""
+    counts = counts.astype(np.intp)
+    total = int(counts.sum())
+    if not total:
+        return np.empty(0, dtype=np.uint32)
+    run_ends = np.cumsum(counts)
+    run_firsts = np.minimum(run_ends - counts, total - 1)
+    shift = starts.astype(np.intp) - (run_ends - counts)
+    positions = np.arange(total, dtype=np.intp) + np.repeat(shift, counts)
+    lengths = unpack_lengths(tags, positions)
+    before = np.cumsum(lengths) - lengths
+    byte_offsets = before + np.repeat(offsets.astype(np.intp) - before[run_firsts], counts)
+    deltas = varint_take(words, byte_offsets, lengths)
+    sums = np.cumsum(deltas, dtype=np.uint64)
+    sums -= np.repeat(sums[run_firsts] - deltas[run_firsts], counts)
+    values: NDArray[np.uint32] = sums.astype(np.uint32)
+    return values

@@ -30,6 +30,7 @@ from acoustid_stack.index.segment import (
     Ordinals,
     Postings,
     SegmentFileError,
+    first_of_each,
     gather_ranges,
     map_segment_file,
     mix,
@@ -94,7 +95,7 @@ class LegacySegment(MappedSegment):
         hit = (values >> np.uint32(self.ord_bits)) == (query & self._low_mask)[term_index]
         values, term_index = values[hit], term_index[hit]
         # hits come grouped by query term, lowest ordinal first
-        keep = _first_of_each(term_index, budget)
+        keep = first_of_each(term_index, budget)
         ords: Ordinals = (values[keep] & self._ord_mask).astype(np.intp)
         return ords, lengths.astype(np.int64)
 
@@ -138,14 +139,3 @@ class LegacySegment(MappedSegment):
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise SegmentFileError(f"{path}: the segment header is damaged: {exc}") from exc
-
-
-def _first_of_each(groups: NDArray[Any], budget: I64) -> NDArray[np.bool_]:
-    """Which items to keep so that at most `budget[g]` of group g are (the first ones);
-    `groups` is sorted. What is kept is taken from `budget`."""
-    counts = np.bincount(groups, minlength=len(budget))
-    kept = np.minimum(counts, budget)
-    budget -= kept
-    rank = np.arange(len(groups)) - np.repeat(np.cumsum(counts) - counts, counts)
-    keep: NDArray[np.bool_] = rank < kept[groups]
-    return keep

@@ -31,8 +31,10 @@ drops them.
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import os
+import shutil
 import struct
 import zlib
 from abc import ABC, abstractmethod
@@ -57,10 +59,12 @@ HEADER = struct.Struct("<8sI")
 # the header is written last, into this much room before the postings
 _HEADER_ROOM = 4096
 _ALIGN = 64
-# `bucket_bits` is tried up to `ord_bits + _MAX_EXTRA_BITS`
+# `bucket_bits` is at most `ord_bits + _MAX_EXTRA_BITS`
 _MAX_EXTRA_BITS = 8
-# a bucket holding more postings than this is binary-searched, not read whole
-SCAN_POSTINGS = 256
+# a term with more postings than this in a segment is stored apart from its bucket
+FREQUENT_POSTINGS = 256
+# buckets hold about this many postings (the directories cost ~4 bytes per bucket)
+BUCKET_POSTINGS = 32
 # the bijective mix; its inverse undoes it
 MIX = np.uint32(0x9E3779B9)
 UNMIX = np.uint32(pow(0x9E3779B9, -1, 1 << 32))
@@ -128,6 +132,17 @@ def gather_ranges(starts: NDArray[Any], lengths: NDArray[Any]) -> Ordinals:
     shift = starts.astype(np.intp) - (ends - lengths)
     positions: Ordinals = np.arange(total, dtype=np.intp) + np.repeat(shift, lengths)
     return positions
+
+
+def first_of_each(groups: NDArray[Any], budget: I64) -> NDArray[np.bool_]:
+    """Which items to keep so that at most `budget[g]` of group g are (the first ones);
+    `groups` is sorted. What is kept is taken from `budget`."""
+    counts = np.bincount(groups, minlength=len(budget))
+    kept = np.minimum(counts, budget)
+    budget -= kept
+    rank = np.arange(len(groups)) - np.repeat(np.cumsum(counts) - counts, counts)
+    keep: NDArray[np.bool_] = rank < kept[groups]
+    return keep
 
 
 class Segment(ABC):
@@ -248,14 +263,6 @@ class Layout:
     shift: int
 
     @property
-    def value_bits(self) -> int:
-        return 32 - self.bucket_bits - self.shift + self.ord_bits
-
-    @cached_property
-    def width(self) -> int:
-        return codec.width_for(self.value_bits)
-
-    @property
     def num_buckets(self) -> int:
         return 1 << self.bucket_bits
 
@@ -280,7 +287,8 @@ class Layout:
         return (hashes >> self.bucket_shift).astype(np.intp)
 
     def value_of(self, hashes: U32, ords: U32) -> U32:
-        """The stored value of (hash, ordinal) postings (< 2^value_bits, so uint32 holds it)."""
+        """The value a (hash, ordinal) posting is stored as in its bucket: the hash bits below
+        the bucket, less the trailing zeros, then the ordinal (at most 32 bits)."""
         values = (hashes & self.low_mask) >> np.uint32(self.shift)
         values <<= np.uint32(self.ord_bits)
         values |= ords
@@ -296,20 +304,22 @@ class Layout:
 
     @classmethod
     def choose(cls, *, num_docs: int, num_postings: int, shift: int) -> Layout:
-        """The layout of the smallest file (postings + directory); ties go to more buckets."""
+        """About BUCKET_POSTINGS postings per bucket, and at least one bucket per document."""
         ord_bits = ord_bits_for(num_docs)
-        best: tuple[int, Layout] | None = None
-        for bucket_bits in range(ord_bits, min(ord_bits + _MAX_EXTRA_BITS, 32) + 1):
-            layout = cls(ord_bits, bucket_bits, min(shift, 32 - bucket_bits))
-            size = num_postings * layout.width + (2 << bucket_bits)
-            if best is None or size <= best[0]:
-                best = (size, layout)
-        assert best is not None
-        return best[1]
+        per_bucket = max(num_postings >> ord_bits, 1) / BUCKET_POSTINGS
+        extra = min(max(0, round(math.log2(per_bucket))), _MAX_EXTRA_BITS)
+        bucket_bits = min(ord_bits + extra, 32)
+        return cls(ord_bits, bucket_bits, min(shift, 32 - bucket_bits))
 
 
 class FileSegment(MappedSegment):
-    """An FPSEG002 segment file (`write` creates it, `open` maps it)."""
+    """An FPSEG002 segment file (`write` creates it, `open` maps it).
+
+    Arrays: `data` (delta varints of the bucket postings, in bucket order) with `tags`
+    (their lengths, 2 bits each); two directories, `base`/`rel` (first posting of each
+    bucket) and `byte_base`/`byte_rel` (its first byte in `data`); the frequent terms
+    `frequent` (sorted hashes), `frequent_starts` and `frequent_ords` (fixed width).
+    """
 
     def __init__(
         self,
@@ -319,19 +329,23 @@ class FileSegment(MappedSegment):
         docs: U32,
         versions: U64,
         layout: Layout,
-        postings: codec.Bytes,
-        base: U64,
-        rel: NDArray[Any],
+        arrays: dict[str, NDArray[Any]],
         keepalive: mmap.mmap | None,
     ) -> None:
         super().__init__(
             segment_id=segment_id, path=path, docs=docs, versions=versions, keepalive=keepalive
         )
         self.layout = layout
-        self.postings = postings
-        self.base = base
-        self.rel = rel
-        self._count = len(postings) // layout.width
+        self.arrays = arrays
+        self.data: codec.Bytes = arrays["data"]
+        self._words: U32 = self.data.view("<u4")
+        self.tags: codec.Bytes = arrays["tags"]
+        self.frequent: U32 = arrays["frequent"]
+        self.frequent_starts: U64 = arrays["frequent_starts"]
+        self.frequent_ords: codec.Bytes = arrays["frequent_ords"]
+        self._ord_width = codec.width_for(layout.ord_bits)
+        self._bucket_postings = codec.directory_total(arrays["base"], arrays["rel"])
+        self._count = self._bucket_postings + int(self.frequent_starts[-1])
 
     @property
     def num_postings(self) -> int:
@@ -339,60 +353,65 @@ class FileSegment(MappedSegment):
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.docs, self.versions, self.postings, self.base, self.rel)
-        return int(sum(a.nbytes for a in arrays))
+        return int(sum(a.nbytes for a in self.arrays.values()))
 
     @property
     def trailing_zeros(self) -> int:
         return self.layout.shift
 
-    def _starts(self, buckets: NDArray[Any]) -> I64:
-        return codec.directory_starts(self.base, self.rel, buckets)
+    def _starts(self, buckets: NDArray[Any]) -> tuple[I64, I64]:
+        """(first posting, first byte) of each bucket."""
+        arrays = self.arrays
+        return (
+            codec.directory_starts(arrays["base"], arrays["rel"], buckets),
+            codec.directory_starts(arrays["byte_base"], arrays["byte_rel"], buckets),
+        )
 
-    def _values(self, positions: NDArray[Any]) -> U32:
-        return codec.take(self.postings, self.layout.width, positions)
-
-    def _lower_bounds(self, low: I64, high: I64, targets: I64) -> I64:
-        """First position in [low, high) whose value is >= target, for each range at once."""
-        low, high = low.copy(), high.copy()
-        last = self._count - 1
-        while True:
-            active = low < high
-            if not active.any():
-                return low
-            middle = (low + high) >> 1
-            below = active & (self._values(np.minimum(middle, last)).astype(np.int64) < targets)
-            low = np.where(below, middle + 1, low)
-            high = np.where(active & ~below, middle, high)
+    def _frequent_ranges(self, hashes: U32) -> tuple[NDArray[np.bool_], I64, I64]:
+        """(which hashes are frequent terms, their ranges in `frequent_ords`)."""
+        if not len(self.frequent):
+            empty = np.empty(0, dtype=np.int64)
+            return np.zeros(len(hashes), dtype=np.bool_), empty, empty
+        index = np.minimum(np.searchsorted(self.frequent, hashes), len(self.frequent) - 1)
+        frequent = self.frequent[index] == hashes
+        index = index[frequent]
+        return (
+            frequent,
+            self.frequent_starts[index].astype(np.int64),
+            self.frequent_starts[index + 1].astype(np.int64),
+        )
 
     def _match(self, hashes: U32, budget: I64) -> tuple[Ordinals, I64]:
         layout = self.layout
         count = len(hashes)
+        read = np.zeros(count, dtype=np.int64)
         if not self._count or not count:
-            return np.empty(0, dtype=np.intp), np.zeros(count, dtype=np.int64)
+            return np.empty(0, dtype=np.intp), read
+        frequent, starts, ends = self._frequent_ranges(hashes)
+        parts = []
+        if len(starts):
+            # a frequent term's postings are read up to its budget, lowest ordinals first
+            taken = np.minimum(ends - starts, budget[frequent])
+            budget[frequent] -= taken
+            read[frequent] = taken
+            positions = gather_ranges(starts, taken)
+            parts.append(codec.take(self.frequent_ords, self._ord_width, positions))
         buckets = (hashes >> layout.bucket_shift).astype(np.intp)
-        bounds = self._starts(np.concatenate((buckets, buckets + 1)))
-        starts, ends = bounds[:count], bounds[count:]
+        bounds, byte_starts = self._starts(np.concatenate((buckets, buckets + 1)))
+        lengths = bounds[count:] - bounds[:count]
+        lengths[frequent] = 0  # a frequent term has no postings in its bucket
         if layout.shift:  # a hash without the segment's trailing zeros is not in it
-            ends = np.where((hashes & layout.shift_mask) == 0, ends, starts)
+            lengths[(hashes & layout.shift_mask) != 0] = 0
+        values = codec.delta_decode(
+            self._words, self.tags, bounds[:count], lengths, byte_starts[:count]
+        )
+        read += lengths
         keys = (hashes & layout.low_mask) >> np.uint32(layout.shift)
-        # a bucket too long to read whole (a common term in it, or more postings than
-        # the budget) is narrowed to the term's postings by a binary search, then capped
-        long = np.flatnonzero((ends - starts > SCAN_POSTINGS) | (ends - starts > budget))
-        if len(long):
-            first = keys[long].astype(np.int64) << layout.ord_bits
-            found = self._lower_bounds(
-                np.concatenate((starts[long], starts[long])),
-                np.concatenate((ends[long], ends[long])),
-                np.concatenate((first, first + (1 << layout.ord_bits))),
-            )
-            starts[long] = found[: len(long)]
-            ends[long] = np.minimum(found[len(long) :], starts[long] + budget[long])
-        read = ends - starts
-        budget -= read
-        values = self._values(gather_ranges(starts, read))
-        hit = (values >> np.uint32(layout.ord_bits)) == np.repeat(keys, read)
-        ords: Ordinals = (values[hit] & layout.ord_mask).astype(np.intp)
+        term = np.repeat(np.arange(count), lengths)
+        hit = np.flatnonzero((values >> np.uint32(layout.ord_bits)) == keys[term])
+        hit = hit[first_of_each(term[hit], budget)]
+        parts.append(values[hit] & layout.ord_mask)
+        ords: Ordinals = np.concatenate(parts).astype(np.intp)
         return ords, read
 
     def postings_between(self, low: int, high: int) -> Postings:
@@ -400,16 +419,34 @@ class FileSegment(MappedSegment):
         step = 32 - layout.bucket_bits
         first_bucket = low >> step
         end_bucket = min((high + (1 << step) - 1) >> step, layout.num_buckets)
-        starts = self._starts(np.arange(first_bucket, end_bucket + 1))
-        values = codec.decode(self.postings, layout.width, int(starts[0]), int(starts[-1]))
-        buckets = np.repeat(np.arange(first_bucket, end_bucket, dtype=np.uint32), np.diff(starts))
+        starts, byte_starts = self._starts(np.arange(first_bucket, end_bucket + 1))
+        lengths = np.diff(starts)
+        values = codec.delta_decode(self._words, self.tags, starts[:-1], lengths, byte_starts[:-1])
+        buckets = np.repeat(np.arange(first_bucket, end_bucket, dtype=np.uint32), lengths)
         hashes = layout.hash_of(buckets, values)
         del buckets
         ords = layout.ord_of(values)
+        del values
+        first = int(np.searchsorted(self.frequent, low))
+        stop = (
+            len(self.frequent) if high >= HASH_SPACE else int(np.searchsorted(self.frequent, high))
+        )
+        if stop > first:
+            spans = np.diff(self.frequent_starts[first : stop + 1]).astype(np.intp)
+            hashes = np.concatenate((hashes, np.repeat(self.frequent[first:stop], spans)))
+            ranges = self.frequent_starts[[first, stop]].tolist()
+            ords = np.concatenate(
+                (ords, codec.decode(self.frequent_ords, self._ord_width, *ranges))
+            )
+        keys = (hashes.astype(np.uint64) << np.uint64(32)) | ords
+        del hashes, ords
         if (low | min(high, HASH_SPACE)) % (1 << step):  # the range cuts a bucket
-            inside = (hashes >= low) & (hashes.astype(np.uint64) < high)
-            hashes, ords = hashes[inside], ords[inside]
-        return hashes, ords
+            inside = keys >= np.uint64(low) << np.uint64(32)
+            if high < HASH_SPACE:
+                inside &= keys < np.uint64(high) << np.uint64(32)
+            keys = keys[inside]
+        keys.sort()
+        return (keys >> np.uint64(32)).astype(np.uint32), keys.astype(np.uint32)
 
     @classmethod
     def write(
@@ -424,64 +461,20 @@ class FileSegment(MappedSegment):
         trailing_zeros: int,
     ) -> FileSegment:
         """Write + fsync `path` from `chunks` of (hashes, ords), consecutive in (hash,
-        ordinal) order, one chunk at a time; map it back.
+        ordinal) order, one chunk at a time; map it back. A term's postings must be in one
+        chunk (merged_chunks cuts the hash space) to be stored apart when it is frequent.
 
         `num_postings` (an upper bound is fine) and `trailing_zeros` (a lower bound) choose
         the layout.
         """
         layout = Layout.choose(num_docs=len(docs), num_postings=num_postings, shift=trailing_zeros)
-        counts = np.zeros(layout.num_buckets, dtype=np.uint32)
-        refs: dict[str, dict[str, Any]] = {}
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as f:
-            f.seek(_HEADER_ROOM)
-            crc = 0
-            written = 0
+        writer = _Writer(path, layout)
+        try:
             for hashes, ords in chunks:
-                if not len(hashes):
-                    continue
-                buckets = layout.bucket_of(hashes)
-                offset = int(buckets[0])
-                local = np.bincount(buckets - offset)
-                counts[offset : offset + len(local)] += local.astype(np.uint32)
-                data = codec.encode(layout.value_of(hashes, ords), layout.width)
-                f.write(_bytes(data))
-                crc = zlib.crc32(_bytes(data), crc)
-                written += len(hashes)
-            position = _HEADER_ROOM
-            refs["postings"] = _ref(position, np.dtype(np.uint8), written * layout.width, crc)
-            position = _aligned(position + written * layout.width)
-            base, rel = codec.encode_directory(counts)
-            del counts
-            rest: dict[str, NDArray[Any]] = {
-                "docs": docs,
-                "versions": versions,
-                "base": base,
-                "rel": rel,
-            }
-            for name, array in rest.items():
-                f.seek(position)
-                f.write(_bytes(array))
-                refs[name] = _ref(position, array.dtype, len(array), zlib.crc32(_bytes(array)))
-                position = _aligned(position + array.nbytes)
-            f.truncate(position)
-            header = json.dumps(
-                {
-                    "segment_id": segment_id,
-                    "ord_bits": layout.ord_bits,
-                    "bucket_bits": layout.bucket_bits,
-                    "shift": layout.shift,
-                    "arrays": refs,
-                }
-            ).encode()
-            if HEADER.size + len(header) > _HEADER_ROOM:
-                raise SegmentFileError(f"{path}: the segment header does not fit")
-            f.seek(0)
-            f.write(HEADER.pack(MAGIC, len(header)) + header)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.rename(path)
-        fsync_dir(path.parent)
+                writer.add(hashes, ords)
+            writer.finish(segment_id, {"docs": docs, "versions": versions})
+        finally:
+            writer.close()
         return cls.open(path)
 
     @classmethod
@@ -498,19 +491,168 @@ class FileSegment(MappedSegment):
                 docs=arrays["docs"],
                 versions=arrays["versions"],
                 layout=layout,
-                postings=arrays["postings"],
-                base=arrays["base"],
-                rel=arrays["rel"],
+                arrays=arrays,
                 keepalive=mm,
             )
-        except (KeyError, ValueError, TypeError) as exc:
+            fits = (
+                len(arrays["rel"]) == layout.num_buckets + 1
+                and len(arrays["byte_rel"]) == layout.num_buckets + 1
+                and len(segment.data)
+                == (size := codec.directory_total(arrays["byte_base"], arrays["byte_rel"]))
+                + codec.varint_padding(size)
+                and len(segment.tags) == (segment._bucket_postings + 3) // 4
+                and len(segment.frequent_starts) == len(segment.frequent) + 1
+                and len(segment.frequent_ords)
+                == int(segment.frequent_starts[-1]) * segment._ord_width
+            )
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
             raise SegmentFileError(f"{path}: the segment header is damaged: {exc}") from exc
-        if (
-            len(segment.rel) != layout.num_buckets + 1
-            or int(segment.rel[-1]) + int(segment.base[-1]) != segment.num_postings
-        ):
+        if not fits:
             raise SegmentFileError(f"{path}: the segment directory does not fit its postings")
         return segment
+
+
+class _Stream:
+    """An array written in pieces to a file, with its CRC32."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file = path.open("w+b")
+        self.crc = 0
+        self.size = 0
+
+    def write(self, array: NDArray[Any]) -> None:
+        data = _bytes(array)
+        self.file.write(data)
+        self.crc = zlib.crc32(data, self.crc)
+        self.size += len(data)
+
+
+class _Writer:
+    """Streams chunks of postings into a segment file (FileSegment.write).
+
+    Bucket postings go to the file as they come; their tags and the frequent terms'
+    ordinals to side files that are appended at the end; only the two directories'
+    counts (4 bytes per bucket each) are held for the whole segment.
+    """
+
+    def __init__(self, path: Path, layout: Layout) -> None:
+        self.path = path
+        self.layout = layout
+        self.tmp = path.with_suffix(".tmp")
+        self.data = _Stream(self.tmp)
+        self.data.file.seek(_HEADER_ROOM)
+        self.tags = _Stream(path.with_suffix(".tags.tmp"))
+        self.frequent_ords = _Stream(path.with_suffix(".frequent.tmp"))
+        self.postings = np.zeros(layout.num_buckets, dtype=np.uint32)
+        self.bytes = np.zeros(layout.num_buckets, dtype=np.uint32)
+        self.frequent: list[U32] = []
+        self.frequent_counts: list[NDArray[np.intp]] = []
+        self.last_bucket = -1
+        self.last_value = np.uint32(0)
+        self.pending_lengths = np.empty(0, dtype=np.uint8)
+
+    def add(self, hashes: U32, ords: U32) -> None:
+        if not len(hashes):
+            return
+        layout = self.layout
+        runs = np.flatnonzero(np.concatenate(([True], hashes[1:] != hashes[:-1])))
+        run_lengths = np.diff(np.append(runs, len(hashes)))
+        frequent = run_lengths > FREQUENT_POSTINGS
+        if frequent.any():
+            self.frequent.append(hashes[runs[frequent]])
+            self.frequent_counts.append(run_lengths[frequent])
+            in_frequent = np.repeat(frequent, run_lengths)
+            self.frequent_ords.write(
+                codec.encode(ords[in_frequent], codec.width_for(layout.ord_bits))
+            )
+            hashes, ords = hashes[~in_frequent], ords[~in_frequent]
+            if not len(hashes):
+                return
+        buckets = layout.bucket_of(hashes)
+        values = layout.value_of(hashes, ords)
+        del hashes, ords
+        # deltas restart at each bucket (a bucket may continue from the last chunk)
+        starts = np.concatenate(([buckets[0] != self.last_bucket], buckets[1:] != buckets[:-1]))
+        deltas = values - np.concatenate(([self.last_value], values[:-1]))
+        deltas[starts] = values[starts]
+        self.last_bucket, self.last_value = int(buckets[-1]), values[-1]
+        del values, starts
+        lengths = codec.varint_lengths(deltas)
+        self.data.write(codec.varint_encode(deltas, lengths))
+        del deltas
+        offset = int(buckets[0])
+        local = buckets - offset
+        span = slice(offset, offset + int(local[-1]) + 1)
+        self.postings[span] += np.bincount(local).astype(np.uint32)
+        self.bytes[span] += np.bincount(local, weights=lengths).astype(np.uint32)
+        del local, buckets
+        lengths = np.concatenate((self.pending_lengths, lengths))
+        whole = len(lengths) // 4 * 4
+        self.tags.write(codec.pack_lengths(lengths[:whole]))
+        self.pending_lengths = lengths[whole:]
+
+    def finish(self, segment_id: int, arrays: dict[str, NDArray[Any]]) -> None:
+        self.data.write(np.zeros(codec.varint_padding(self.data.size), dtype=np.uint8))
+        self.tags.write(codec.pack_lengths(self.pending_lengths))
+        refs = {"data": _ref(_HEADER_ROOM, np.dtype(np.uint8), self.data.size, self.data.crc)}
+        position = _aligned(_HEADER_ROOM + self.data.size)
+        f = self.data.file
+        for name, stream in (("tags", self.tags), ("frequent_ords", self.frequent_ords)):
+            f.seek(position)
+            stream.file.seek(0)
+            shutil.copyfileobj(stream.file, f)
+            refs[name] = _ref(position, np.dtype(np.uint8), stream.size, stream.crc)
+            position = _aligned(position + stream.size)
+        counts = (
+            np.concatenate(self.frequent_counts) if self.frequent_counts else np.empty(0, np.intp)
+        )
+        frequent_starts = np.zeros(len(counts) + 1, dtype=np.uint64)
+        np.cumsum(counts, out=frequent_starts[1:])
+        base, rel = codec.encode_directory(self.postings)
+        self.postings = np.empty(0, dtype=np.uint32)
+        byte_base, byte_rel = codec.encode_directory(self.bytes)
+        self.bytes = np.empty(0, dtype=np.uint32)
+        rest: dict[str, NDArray[Any]] = {
+            **arrays,
+            "base": base,
+            "rel": rel,
+            "byte_base": byte_base,
+            "byte_rel": byte_rel,
+            "frequent": np.concatenate(self.frequent) if self.frequent else np.empty(0, np.uint32),
+            "frequent_starts": frequent_starts,
+        }
+        for name, array in rest.items():
+            f.seek(position)
+            f.write(_bytes(array))
+            refs[name] = _ref(position, array.dtype, len(array), zlib.crc32(_bytes(array)))
+            position = _aligned(position + array.nbytes)
+        f.truncate(position)
+        layout = self.layout
+        header = json.dumps(
+            {
+                "segment_id": segment_id,
+                "ord_bits": layout.ord_bits,
+                "bucket_bits": layout.bucket_bits,
+                "shift": layout.shift,
+                "arrays": refs,
+            }
+        ).encode()
+        if HEADER.size + len(header) > _HEADER_ROOM:
+            raise SegmentFileError(f"{self.path}: the segment header does not fit")
+        f.seek(0)
+        f.write(HEADER.pack(MAGIC, len(header)) + header)
+        f.flush()
+        os.fsync(f.fileno())
+        self.tmp.rename(self.path)
+        fsync_dir(self.path.parent)
+
+    def close(self) -> None:
+        for stream in (self.data, self.tags, self.frequent_ords):
+            stream.file.close()
+        for stream in (self.tags, self.frequent_ords):
+            stream.path.unlink(missing_ok=True)
+        self.tmp.unlink(missing_ok=True)
 
 
 def map_segment_file(

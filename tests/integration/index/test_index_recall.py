@@ -56,7 +56,7 @@ def test_degraded_real_queries_find_their_document_first(tmp_path: Path) -> None
     store.checkpoint()
     (segment,) = store.segments()
     assert isinstance(segment, FileSegment)
-    assert segment.layout.width == 3  # 28-bit terms: 3-byte postings
+    assert segment.layout.shift == 4  # 28-bit terms
 
     rng = np.random.default_rng(0)
     first = [
