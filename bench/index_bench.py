@@ -253,18 +253,32 @@ def disk_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def wait_settled(client: Http, index: str, max_wait: float, quiet: float) -> tuple[float, int]:
-    """Wait until the segment count stops changing for `quiet` seconds (merges done)."""
+def cpu_seconds(pid: int | None) -> float:
+    if not pid:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def wait_settled(
+    client: Http, index: str, pid: int | None, max_wait: float, quiet: float
+) -> tuple[float, int]:
+    """Wait until merges are done: the segment count has not changed for `quiet` seconds and
+    the server (when its pid is known) used under 5 % of a core meanwhile (a long merge keeps
+    the count but not the CPU still)."""
     started = time.monotonic()
-    last, stable_since = None, time.monotonic()
+    last, stable_since, cpu_since = None, time.monotonic(), cpu_seconds(pid)
     while time.monotonic() - started < max_wait:
         info = client.call("GET", f"/{index}")
         stats = info.get("stats", info.get("s", {}))
         segments = int(stats.get("num_segments", 0))
+        now = time.monotonic()
         if segments != last:
-            last, stable_since = segments, time.monotonic()
-        elif time.monotonic() - stable_since >= quiet:
-            break
+            last, stable_since, cpu_since = segments, now, cpu_seconds(pid)
+        elif now - stable_since >= quiet:
+            if cpu_seconds(pid) - cpu_since < 0.05 * (now - stable_since):
+                break
+            stable_since, cpu_since = now, cpu_seconds(pid)
         time.sleep(0.5)
     return time.monotonic() - started, int(last or 0)
 
@@ -318,22 +332,27 @@ def insert(client: Http, index: str, terms: Terms, batch: int, fmt: str) -> floa
 
 
 def restart_to_first_search(
-    server: OwnServer, index: str, fmt: str, query: np.ndarray
-) -> tuple[float, float]:
+    server: OwnServer, index: str, fmt: str, query: np.ndarray, timeout: float
+) -> tuple[float, float, str]:
     """Seconds from a new server process to its first search with hits (after a clean stop),
-    and the time the stop took."""
+    the time the stop took, and the last error when no search answered within `timeout`
+    (then the seconds are infinite)."""
     t0 = time.monotonic()
     server.stop()
     stopped = time.monotonic() - t0
     started = time.monotonic()
     server.start()
     client = Http(server.url, fmt)
-    while True:
-        with contextlib.suppress(RuntimeError, OSError):
+    error = "no hits"
+    while time.monotonic() - started < timeout:
+        try:
             if client.search(index, query):
-                return time.monotonic() - started, stopped
-            time.sleep(0.01)
-        client = Http(server.url, fmt)  # a 503 may have closed the connection
+                return time.monotonic() - started, stopped, ""
+        except (RuntimeError, OSError) as exc:
+            error = str(exc)
+            client = Http(server.url, fmt)  # a 503 may have closed the connection
+        time.sleep(0.01)
+    return float("inf"), stopped, error
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -364,7 +383,7 @@ def run_workload(work: Workload, args: argparse.Namespace, server: OwnServer | N
     with RssSampler(pid) as sampler:
         insert_rate = insert(client, index, work.terms, args.batch, args.format)
         print(f"  insert: {insert_rate:.0f} fingerprints/s", flush=True)
-        settle, segments = wait_settled(client, index, args.settle, args.quiet)
+        settle, segments = wait_settled(client, index, pid, args.settle, args.quiet)
         print(f"  settled in {settle:.0f} s at {segments} segments", flush=True)
 
     search_all(url, args.format, index, queries[:200], 1)  # warm-up
@@ -375,10 +394,15 @@ def run_workload(work: Workload, args: argparse.Namespace, server: OwnServer | N
     disk = disk_bytes(data_dir / index) if data_dir else 0
     restart = stop = None
     after_restart = {}
+    failure = ""
     if server is not None:
-        restart, stop = restart_to_first_search(server, index, args.format, queries[0])
+        restart, stop, failure = restart_to_first_search(
+            server, index, args.format, queries[0], args.restart_timeout
+        )
         after_restart = rss(server.pid)
         print(f"  restart to first search: {restart:.2f} s (stop took {stop:.1f} s)", flush=True)
+        if failure:
+            print(f"  no search answered after the restart: {failure[:300]}", flush=True)
 
     # baseline: brute-force scan of the same data, same queries (a sample: it is slow)
     sample = range(min(args.baseline_queries, len(queries)))
@@ -431,6 +455,7 @@ def run_workload(work: Workload, args: argparse.Namespace, server: OwnServer | N
         f"baseline: brute-force NumPy scan (BruteForce), {len(sample)} queries, in-process; "
         f"top-1 agreement with it: {agree}/{len(sample)}; settled in {settle:.0f} s "
         f"at {segments} segments",
+        *([f"RESTART FAILED: {failure[:300]}"] if failure else []),
         f"{'figure':32} {'ours':>10} {'baseline':>10} {'ratio':>8}  target",
     ]
     for name, ours, base, key in rows:
@@ -473,8 +498,9 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, help="--url's data directory, for disk bytes")
     parser.add_argument("--index", default="bench")
     parser.add_argument("--format", choices=["msgpack", "json"], default="msgpack")
-    parser.add_argument("--settle", type=float, default=300, help="max seconds to wait merges")
-    parser.add_argument("--quiet", type=float, default=60, help="merges done after this long")
+    parser.add_argument("--settle", type=float, default=600, help="max seconds to wait merges")
+    parser.add_argument("--quiet", type=float, default=30, help="merges done after this long")
+    parser.add_argument("--restart-timeout", type=float, default=120, help="seconds")
     parser.add_argument("--corpus-cache", type=Path, default=DEFAULT_CACHE, help="clip cache")
     parser.add_argument("--corpus-stats", type=Path, default=STATS_FILE, help="measured stats")
     parser.add_argument("--seed", type=int, default=42)
