@@ -1,19 +1,17 @@
-"""Byte-aligned integer codecs of file segments: fixed-width postings and a delta directory.
+"""Byte-aligned integer codecs of file segments (segment.py), vectorised with NumPy.
 
-Postings are stored as fixed-width little-endian integers of 1 to 4 bytes, so any posting
-is read by position (a binary search needs that) with plain NumPy fancy indexing, which
-releases the GIL on large arrays. The width is what is left of a posting once its
-segment's directory bucket and common trailing zero bits are taken out (segment.py);
-that is where the saving over a whole uint32 per posting comes from.
+* Delta + varint: a bucket's sorted posting values as deltas, each in 1 to 4 bytes, with
+  the lengths as 2-bit tags in a separate array (the StreamVByte layout). A decode takes
+  many runs (buckets) at once: tags give every delta's length, a cumulative sum its byte
+  offset, two uint32 loads and a shift its value, a segmented cumulative sum the values.
+  NumPy releases the GIL in these array operations.
+* Fixed width: ordinals of frequent terms in 1 to 4 bytes, read by position.
+* Block directories: a bucket's start (posting or byte) is one uint64 base per `BLOCK`
+  buckets plus a uint16 offset per bucket (uint32 when a block holds 2^16 or more).
 
-The directory of bucket start offsets is delta-coded in blocks: one uint64 base per
-`BLOCK` buckets plus, per bucket, its offset from the base in uint16 (uint32 only for a
-segment where a block spans 2^16 postings or more, e.g. a term held by that many documents).
-
-Why not a varint/StreamVByte codec (libstreamvbyte and pyfastpfor are on PyPI, neither
-maintained since 2024, and both decode whole arrays only): postings sorted by a mixed
-hash are as dense as random numbers, so their deltas take as many bytes as the fixed
-width does, and a variable-length code would lose the random access searches need.
+Why our own codec: libstreamvbyte and pyfastpfor are on PyPI, but neither is maintained
+since 2024 and both decode one whole array per call, where a search needs a few hundred
+short runs scattered over a memory-mapped file decoded in one go.
 """
 
 from __future__ import annotations

@@ -10,19 +10,21 @@ input yields its postings of a hash range, range by range (merge.py).
 
 A file segment (FPSEG002) numbers its documents by ordinal (position in the sorted `docs`
 array), so a posting needs `ord_bits = ceil(log2(num_docs))` bits for the document. The
-top `bucket_bits` bits of the hash select a bucket of the directory; what is left of the
-hash, less the trailing zero bits every term of the segment has (AcoustID terms keep
-their top 28 bits), is packed with the ordinal into one fixed-width integer of 1 to 4
-bytes (codec.py). `bucket_bits` is chosen per segment, from `ord_bits` to `ord_bits + 8`,
-for the smallest file: AcoustID terms take 3 bytes per posting with 16 buckets per
-document, random 32-bit terms 4 bytes with one bucket per document.
+top `bucket_bits` bits of the hash select a bucket (about BUCKET_POSTINGS postings each);
+what is left of the hash, less the trailing zero bits every term of the segment has
+(AcoustID terms keep their top 28 bits), followed by the ordinal, is the posting's value.
+A bucket stores the deltas of its sorted values as varints with 2-bit length tags
+(codec.py): ~3.25 bytes per posting for uniformly random 28-bit terms, ~2.5 for terms
+below 2^22 at a million documents, less for terms shared by many documents. Two block
+directories give each bucket's first posting and first byte.
 
-A search reads each query term's bucket whole when it holds at most SCAN_POSTINGS
-postings (mixed hashes keep nearly all of them that small: ~8 postings for AcoustID
-terms, ~120 for random ones); a longer bucket (a common term in it) is narrowed to the
-term's own postings by a vectorised binary search. Either way it reads at most `budget`
-postings per term (the store's per-term cap, lowest ordinals first), so no term layout
-makes a search scan a large part of the index.
+A term with more than FREQUENT_POSTINGS postings in a segment is stored apart: a sorted
+table of such hashes and their ordinals in fixed width, so a search binary-searches it
+and reads only as many as the budget allows. Other terms are found by decoding their
+bucket, so a search reads about BUCKET_POSTINGS postings per query term, whatever bits of
+the terms carry entropy, and never more than `budget` of one term's postings (the
+store's per-term cap, lowest ordinals first). Decoding works on all query terms at once
+in NumPy (no Python loop per term or posting).
 
 Deletes never rewrite a segment: `deleted` marks ordinals (tombstones) until a merge
 drops them.
