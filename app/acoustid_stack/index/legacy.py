@@ -85,6 +85,10 @@ class LegacySegment(MappedSegment):
             )
         return self._trailing_zeros
 
+    def common_counts(self, hashes: U32) -> I64:
+        # counting would read whole buckets; an FPSEG001 segment lives until a compaction
+        return np.zeros(len(hashes), dtype=np.int64)
+
     def _match(self, hashes: U32, budget: I64) -> tuple[Ordinals, I64]:
         query = unmix(hashes)
         buckets = query >> self._shift

@@ -52,10 +52,18 @@ class MemorySegment(Segment):
     def trailing_zeros(self) -> int:
         return self._trailing_zeros
 
-    def _match(self, hashes: U32, budget: I64) -> tuple[Ordinals, I64]:
+    def _ranges(self, hashes: U32) -> tuple[I64, I64]:
         low = hashes.astype(np.uint64) << _SHIFT
         starts = np.searchsorted(self.keys, low).astype(np.int64)
         ends = np.searchsorted(self.keys, low | _LOW32, side="right").astype(np.int64)
+        return starts, ends
+
+    def common_counts(self, hashes: U32) -> I64:
+        starts, ends = self._ranges(hashes)
+        return ends - starts
+
+    def _match(self, hashes: U32, budget: I64) -> tuple[Ordinals, I64]:
+        starts, ends = self._ranges(hashes)
         read = np.minimum(ends - starts, budget)
         budget -= read
         return (self.keys[gather_ranges(starts, read)] & _LOW32).astype(np.intp), read

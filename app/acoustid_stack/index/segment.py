@@ -189,6 +189,11 @@ class Segment(ABC):
         """
 
     @abstractmethod
+    def common_counts(self, hashes: U32) -> I64:
+        """Postings of each hash, for those with more than FREQUENT_POSTINGS (else 0 or
+        their count): what a search needs to leave out terms that are too common."""
+
+    @abstractmethod
     def postings_between(self, low: int, high: int) -> Postings:
         """(hashes, ords) of the postings with low <= hash < high in (hash, ordinal) order."""
 
@@ -383,6 +388,12 @@ class FileSegment(MappedSegment):
             self.frequent_starts[index + 1].astype(np.int64),
         )
 
+    def common_counts(self, hashes: U32) -> I64:
+        counts = np.zeros(len(hashes), dtype=np.int64)
+        frequent, starts, ends = self._frequent_ranges(hashes)
+        counts[frequent] = ends - starts
+        return counts
+
     def _match(self, hashes: U32, budget: I64) -> tuple[Ordinals, I64]:
         layout = self.layout
         count = len(hashes)
@@ -401,7 +412,7 @@ class FileSegment(MappedSegment):
         buckets = (hashes >> layout.bucket_shift).astype(np.intp)
         bounds, byte_starts = self._starts(np.concatenate((buckets, buckets + 1)))
         lengths = bounds[count:] - bounds[:count]
-        lengths[frequent] = 0  # a frequent term has no postings in its bucket
+        lengths[frequent | (budget == 0)] = 0  # a frequent term has none in its bucket
         if layout.shift:  # a hash without the segment's trailing zeros is not in it
             lengths[(hashes & layout.shift_mask) != 0] = 0
         values = codec.delta_decode(

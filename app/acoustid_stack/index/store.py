@@ -75,10 +75,13 @@ WAL_DIR = "wal"
 # format 2: FPSEG002 segments; format 1 manifests (FPSEG001 segments) are still read
 _FORMAT = 2
 _READABLE_FORMATS = (1, 2)
-#: postings read per query term at most, over all segments: a term held by more
-#: documents than this says little about which one matches, and reading all of them
-#: would make such a query cost as much as a scan (fpindex caps them too)
+#: a query term held by more documents than this is left out of a search: it says
+#: little about which document matches, and reading all of its postings would make the
+#: query cost as much as a scan. Leaving it out for every document keeps the ranking by
+#: the other terms fair, where reading only some of its postings would favour those.
 MAX_POSTINGS_PER_TERM = 4096
+# the budget of a term that is read whole
+_UNLIMITED = 1 << 62
 # replaying a long WAL creates one memory segment per record; fold them as we go
 _REPLAY_FOLD_AT = 32
 
@@ -97,6 +100,8 @@ class SearchStats:
 
     #: postings read per distinct query term (summed over segments)
     postings_read: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: distinct query terms left out as too common (see MAX_POSTINGS_PER_TERM)
+    common_terms: int = 0
     segments: int = 0
 
 
@@ -280,22 +285,25 @@ class IndexStore:
     ) -> list[SearchHit]:
         """Documents sharing the most distinct terms with `query` (fpindex semantics).
 
-        At most `max_postings_per_term` postings are read per query term (the lowest
-        document ids of each segment first); `stats` receives what was read.
+        A term held by more than `max_postings_per_term` documents is left out (FPSEG001
+        segments do not count theirs); `stats` receives what was read.
         """
         self.require_ready()
         terms = sorted_unique(np.asarray(query, dtype=np.uint32))
         if not len(terms):
             return []
         hashes = mix(terms)
-        budget = np.full(len(terms), self.max_postings_per_term, dtype=np.int64)
+        segments = self._segments
+        held = sum((segment.common_counts(hashes) for segment in segments), np.int64(0))
+        common = held > self.max_postings_per_term
+        budget = np.where(common, 0, _UNLIMITED)
         read = np.zeros(len(terms), dtype=np.int64)
         deadline = time.monotonic() + options.timeout
         id_parts: list[U32] = []
         count_parts: list[np.ndarray] = []
-        segments = self._segments
         if stats is not None:
             stats.postings_read = read
+            stats.common_terms = int(common.sum())
             stats.segments = len(segments)
         for segment in segments:
             ords, segment_read = segment.match(hashes, budget)
