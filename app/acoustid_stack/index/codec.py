@@ -168,11 +168,11 @@ def delta_decode(
     """The values of delta-coded runs, concatenated: run i holds `counts[i]` values from
     position `starts[i]` (its tags), its bytes from `offsets[i]` of the padded data viewed
     as `words`, its first delta from 0."""
-    counts = counts.astype(np.intp)
-    total = int(counts.sum())
+    counts = counts.astype(np.intp, copy=False)
+    run_ends = np.cumsum(counts)
+    total = int(run_ends[-1]) if len(run_ends) else 0
     if not total:
         return np.empty(0, dtype=np.uint32)
-    run_ends = np.cumsum(counts)
     run_firsts = np.minimum(run_ends - counts, total - 1)
     shift = starts.astype(np.intp) - (run_ends - counts)
     positions = np.arange(total, dtype=np.intp) + np.repeat(shift, counts)

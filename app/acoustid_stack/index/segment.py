@@ -410,19 +410,24 @@ class FileSegment(MappedSegment):
             positions = gather_ranges(starts, taken)
             parts.append(codec.take(self.frequent_ords, self._ord_width, positions))
         buckets = (hashes >> layout.bucket_shift).astype(np.intp)
-        bounds, byte_starts = self._starts(np.concatenate((buckets, buckets + 1)))
+        arrays = self.arrays
+        bounds = codec.directory_starts(
+            arrays["base"], arrays["rel"], np.concatenate((buckets, buckets + 1))
+        )
+        byte_starts = codec.directory_starts(arrays["byte_base"], arrays["byte_rel"], buckets)
         lengths = bounds[count:] - bounds[:count]
         lengths[frequent | (budget == 0)] = 0  # a frequent term has none in its bucket
         if layout.shift:  # a hash without the segment's trailing zeros is not in it
             lengths[(hashes & layout.shift_mask) != 0] = 0
-        values = codec.delta_decode(
-            self._words, self.tags, bounds[:count], lengths, byte_starts[:count]
-        )
+        values = codec.delta_decode(self._words, self.tags, bounds[:count], lengths, byte_starts)
         read += lengths
         keys = (hashes & layout.low_mask) >> np.uint32(layout.shift)
         term = np.repeat(np.arange(count), lengths)
         hit = np.flatnonzero((values >> np.uint32(layout.ord_bits)) == keys[term])
-        hit = hit[first_of_each(term[hit], budget)]
+        if (budget < FREQUENT_POSTINGS).any():
+            hit = hit[first_of_each(term[hit], budget)]
+        else:  # no term has more postings in its bucket than its budget
+            budget -= np.bincount(term[hit], minlength=count)
         parts.append(values[hit] & layout.ord_mask)
         ords: Ordinals = np.concatenate(parts).astype(np.intp)
         return ords, read
