@@ -189,8 +189,8 @@ class Handlers:
 
     async def search_many(self, request: Request) -> Response:
         """Our extension: many `_search` queries in one request, `{"results": [[hits], …]}`
-        in query order. `timeout` bounds the whole request; a query reached after it is
-        answered from the segments one search has time for, as `_search` answers."""
+        in query order. `timeout` bounds the whole request: past it the request answers 503
+        SearchTimeout, as `_search` does, never a partial result."""
         store = self._store(request)
         decode = self._decoder(request, await self._raw_body(request))
 

@@ -91,7 +91,8 @@ class CorruptIndexError(NotReadyError):
 
 
 class SearchTimeoutError(FpindexError):
-    """A search waited for a free search thread longer than its own timeout."""
+    """A search did not finish within its timeout (waiting for a search thread included);
+    it answers nothing rather than the segments it had time for."""
 
     status = 503
     name = "SearchTimeout"

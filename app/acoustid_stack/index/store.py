@@ -49,6 +49,7 @@ from acoustid_stack.index.interfaces import (
     NotReadyError,
     SearchHit,
     SearchOptions,
+    SearchTimeoutError,
 )
 from acoustid_stack.index.legacy import LegacySegment
 from acoustid_stack.index.memory import MemorySegment
@@ -305,16 +306,19 @@ class IndexStore:
             stats.postings_read = read
             stats.common_terms = int(common.sum())
             stats.segments = len(segments)
-        for segment in segments:
+        for searched, segment in enumerate(segments, 1):
             ords, segment_read = segment.match(hashes, budget)
             read += segment_read
             if len(ords):
                 unique_ords, counts = unique_counts(ords)
                 id_parts.append(segment.docs[unique_ords])
                 count_parts.append(counts)
-            if time.monotonic() > deadline:
-                log.warning("search timed out after %.3f s; partial results", options.timeout)
-                break
+            if time.monotonic() > deadline and searched < len(segments):
+                # never a partial answer: a caller planning an import would take the
+                # segments not searched for documents that do not exist (upstream: 503 too)
+                raise SearchTimeoutError(
+                    f"searched {searched} of {len(segments)} segments in {options.timeout:.3f} s"
+                )
         if not id_parts:
             return []
         ids = np.concatenate(id_parts)

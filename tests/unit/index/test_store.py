@@ -13,6 +13,7 @@ from acoustid_stack.index.interfaces import (
     Delete,
     Insert,
     SearchOptions,
+    SearchTimeoutError,
 )
 from acoustid_stack.index.legacy import LegacySegment
 from acoustid_stack.index.merge import MergePolicy
@@ -47,6 +48,24 @@ def test_updates_survive_restart_whether_flushed_or_only_in_the_wal(tmp_path: Pa
     assert reopened.search(terms(6), options) == []
     assert [h.id for h in reopened.search(terms(999), options)] == [999]
     assert reopened.info().num_docs == 999
+
+
+def test_a_search_out_of_time_answers_nothing_rather_than_the_segments_it_searched(
+    tmp_path: Path,
+) -> None:
+    """An import planned on a partial answer would take the segments left unsearched for
+    documents that do not exist and store a duplicate (issue 14)."""
+    flushing = MergePolicy(flush_docs=300, idle_flush=0, idle_compact=3600, tier_factor=10)
+    store = IndexStore.create(tmp_path / "i", policy=flushing)
+    store.open()
+    for start in (1, 301, 601):  # three file segments, never merged
+        store.update([Insert(i, terms(i)) for i in range(start, start + 300)])
+        while store.maintain():
+            pass
+    assert len(store.segments()) >= 2
+    assert [h.id for h in store.search(terms(900), SearchOptions(limit=1))] == [900]
+    with pytest.raises(SearchTimeoutError, match="segments"):
+        store.search(terms(900), SearchOptions(limit=1, timeout=0.0))
 
 
 def test_expected_version_enforces_optimistic_concurrency(tmp_path: Path) -> None:
