@@ -3,13 +3,9 @@ backup repository, Redis with AOF, a 3-node NATS JetStream cluster (stream R3), 
 index shards, api, two workers and cron — all in one throwaway data folder.
 
 Two sets of servers, as users run them: `debian` (Debian's PostgreSQL 15 backed up by
-pgBackRest, Redis 7, nats-server 2.9: the Ansible face) and `pip` (the `local` extra's
-PostgreSQL 18 backed up by pg_basebackup + basic_archive, Valkey 9, nats-server 2.x:
-what `acoustid-stack up` runs).
-
-The drill is the service manager here (systemd's role on hosts): it starts, stops and kills
-processes. Everything an operator does is an `acoustid-stack` command (see runbooks/);
-only process starts and stops are done by this class.
+pgBackRest and Redis 7: the Ansible face) and `pip` (the `local` extra's PostgreSQL 18
+backed up by pg_basebackup + basic_archive and Valkey 9: what `acoustid-stack up` runs).
+NATS is the nats-server found first (PATH, else the pip one) in both.
 """
 
 from __future__ import annotations
