@@ -7,6 +7,7 @@ from api_support.fixtures import (
     client,
     index_url,
     keys,
+    make_client,
     migrated,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "client",
     "index_url",
     "keys",
+    "make_client",
     "migrated",
 ]
