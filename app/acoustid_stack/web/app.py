@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.templating import Jinja2Templates
 
 from acoustid_stack.config import Settings, load_settings
@@ -18,6 +19,7 @@ from acoustid_stack.redis_client import connect_redis
 from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.connection import ServiceConnection
 from acoustid_stack.submissions.databases import open_databases
+from acoustid_stack.web.headers import SecurityHeaders
 from acoustid_stack.web.views import routes
 
 APP_FACTORY = "acoustid_stack.web.app:create_app_from_env"
@@ -50,7 +52,11 @@ def create_app(settings: Settings) -> Starlette:
             await state.redis.aclose()
             await state.databases.dispose()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
+    # Starlette answers "/stats/" with a redirect to an absolute URL built from the Host
+    # header, which a forged Host turns into a redirect to another site
+    app.router.redirect_slashes = False
+    return app
 
 
 def create_app_from_env() -> Starlette:
