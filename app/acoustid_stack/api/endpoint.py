@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import sentry_sdk
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 
 from acoustid_stack.api import errors
@@ -27,6 +27,8 @@ from acoustid_stack.api.render import JSON_FORMAT, OutputFormat, render_error, r
 from acoustid_stack.db import text_limits
 
 logger = logging.getLogger(__name__)
+
+CLIENT_CLOSED_REQUEST = 499
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,10 @@ class EndpointRunner:
             return render_error(error, output)
         except MalformedBody as exc:
             return PlainTextResponse(f"Bad request: {exc}", 400)
+        except ClientDisconnect:
+            # Nobody reads this answer; 499 (nginx's "client closed request") keeps a client
+            # that hung up out of the 500s, the error log and Sentry.
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         except Exception:
             logger.exception("unhandled error in %s", request.url.path)
             sentry_sdk.capture_exception()

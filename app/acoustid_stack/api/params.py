@@ -23,9 +23,12 @@ from acoustid_stack.db import text_limits
 MAX_BODY_SIZE: Final = 1024 * 1024
 MAX_FORM_FIELDS: Final = 1000
 
-_UUID: Final = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
+# \Z, not $: `$` also matches before a final newline, which uuid.UUID() then refuses
+_UUID: Final = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\Z")
 _FOREIGN_ID: Final = re.compile(r"^[0-9a-z]+:.+$")
-_SUFFIX: Final = re.compile(r"^(?P<base>[^.]+)\.(?P<index>\d+)$")
+# At most 9 ASCII digits: a longer index is no batch entry (int() refuses over 4300 digits,
+# and a form holds at most MAX_FORM_FIELDS entries anyway), so the name is ignored as unknown.
+_SUFFIX: Final = re.compile(r"^(?P<base>[^.]+)\.(?P<index>[0-9]{1,9})\Z")
 
 
 class MalformedBody(Exception):
