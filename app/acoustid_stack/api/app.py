@@ -43,8 +43,9 @@ from acoustid_stack.redis_client import connect_redis
 from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.databases import Databases, open_databases
 
-#: Upstream accepts any method on every route; clients use GET and POST.
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+#: Upstream accepts any method on every route; clients use GET and POST, browsers may send
+#: OPTIONS. The API defines no other, so others are 405 (Starlette's, with `Allow`).
+METHODS = ["GET", "HEAD", "POST", "OPTIONS"]
 #: A Redis that does not answer within this time is treated as down (rate limits fail open).
 REDIS_TIMEOUT_SECONDS = 0.5
 
