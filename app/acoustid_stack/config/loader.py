@@ -21,6 +21,7 @@ from acoustid_stack.config.settings import (
     SentrySettings,
     ServerSettings,
     Settings,
+    WebSettings,
     WebsiteSettings,
 )
 from acoustid_stack.config.sources import Layer, RawValue, RawValues, collect
@@ -137,7 +138,7 @@ def _build(effective: Mapping[str, Effective]) -> Settings:
         sentry=section(SentrySettings, "sentry"),
         cluster=section(ClusterSettings, "cluster"),
         api=section(ServerSettings, "api"),
-        web=section(ServerSettings, "web"),
+        web=section(WebSettings, "web"),
         effective=MappingProxyType(dict(effective)),
     )
 

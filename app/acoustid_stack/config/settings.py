@@ -167,6 +167,11 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings(ServerSettings):
+    apikeys_per_hour: int
+
+
+@dataclass(frozen=True)
 class Effective:
     """One effective key: its value, where it came from, and whether it is a secret."""
 
@@ -199,7 +204,7 @@ class Settings:
     sentry: SentrySettings
     cluster: ClusterSettings
     api: ServerSettings
-    web: ServerSettings
+    web: WebSettings
     # "section.key" -> value and source, in table order; what `config check` prints
     effective: Mapping[str, Effective] = field(
         default_factory=lambda: MappingProxyType({}), repr=False, compare=False

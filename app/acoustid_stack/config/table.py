@@ -269,6 +269,13 @@ KEYS: Final[tuple[Key, ...]] = (
     Key("web", "host", Text(), "127.0.0.1", "Address the website binds to."),
     Key("web", "port", _PORT, "5001", "Port of the website."),
     Key("web", "workers", Integer(1, 256), "1", "Website worker processes."),
+    Key(
+        "web",
+        "apikeys_per_hour",
+        Integer(1, 1_000_000),
+        "10",
+        "API keys one client address may create per clock hour (Redis down: no limit).",
+    ),
 )
 
 _LEVEL = next(key.type for key in KEYS if key.dotted == "logging.level")

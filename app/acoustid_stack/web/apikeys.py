@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from acoustid_stack.api.auth import new_api_key
 from acoustid_stack.db.schema import app as app_db
 
 MAX_FIELD = 200
+CREATION_WINDOW_SECONDS = 3600
+
+logger = logging.getLogger(__name__)
 
 
 class InvalidApplication(ValueError):
@@ -59,3 +66,22 @@ async def register_application(app: AsyncEngine, new: NewApplication) -> str:
             )
         )
     return apikey
+
+
+async def creation_allowed(redis: Redis, *, key_prefix: str, client_ip: str, per_hour: int) -> bool:
+    """Count one creation by `client_ip` in this clock hour; False past `per_hour`.
+
+    Not the api's RateLimiter: its window is 20 s, and a limit of a few accounts an hour
+    needs an hour's window. Fails open like it: a Redis outage must not close the form.
+    """
+    window = int(time.time() // CREATION_WINDOW_SECONDS)
+    key = f"{key_prefix}web:apikey:{client_ip}:{window}"
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, CREATION_WINDOW_SECONDS)
+            count, _ = await pipe.execute()
+    except RedisError as exc:
+        logger.warning("API key creation limit skipped, Redis failed: %s", exc)
+        return True
+    return int(count) <= per_hour

@@ -10,7 +10,13 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from acoustid_stack.web import status
-from acoustid_stack.web.apikeys import InvalidApplication, NewApplication, register_application
+from acoustid_stack.web.apikeys import (
+    InvalidApplication,
+    NewApplication,
+    creation_allowed,
+    register_application,
+)
+from acoustid_stack.web.forms import FormRefused, check_same_origin, small_form
 
 
 def _state(request: Request) -> Any:
@@ -48,11 +54,26 @@ async def apikey(request: Request) -> Response:
     state = _state(request)
     if request.method == "GET":
         return _render(request, "apikey.html", {"form": {}})
-    form = {key: str(value) for key, value in (await request.form()).items()}
+    try:
+        check_same_origin(request, state.settings.website.base_url)
+        form = await small_form(request)
+    except FormRefused as exc:
+        return _render(request, "apikey.html", {"form": {}, "error": str(exc)}, exc.status)
     try:
         new = NewApplication.from_form(form)
     except InvalidApplication as exc:
         return _render(request, "apikey.html", {"form": form, "error": str(exc)}, 400)
+    # uvicorn puts the forwarded address here for trusted proxies only; X-Forwarded-For
+    # itself is written by the client and would let anyone skip the limit
+    allowed = await creation_allowed(
+        state.redis,
+        key_prefix=state.settings.redis.key_prefix,
+        client_ip=request.client.host if request.client else "",
+        per_hour=state.settings.web.apikeys_per_hour,
+    )
+    if not allowed:
+        error = "Too many API keys were created from your address; try again in an hour."
+        return _render(request, "apikey.html", {"form": form, "error": error}, 429)
     key = await register_application(state.databases.app, new)
     return _render(request, "apikey.html", {"form": {}, "created": new, "apikey": key}, 201)
 

@@ -18,6 +18,9 @@ from acoustid_stack.web.app import create_app
 
 pytestmark = pytest.mark.integration
 
+#: what a browser sends with the form posted from the site itself
+SAME_ORIGIN = {"Origin": "http://testserver"}
+
 
 @pytest.fixture(scope="module")
 def settings(test_settings: Settings) -> Settings:
@@ -112,7 +115,11 @@ def test_the_api_key_form_creates_an_application_with_a_new_key(
     client: TestClient, settings: Settings
 ) -> None:
     name = f"tagger-{secrets.token_hex(3)}"
-    page = client.post("/apikey", data={"name": name, "version": "2.1", "email": "", "website": ""})
+    page = client.post(
+        "/apikey",
+        data={"name": name, "version": "2.1", "email": "", "website": ""},
+        headers=SAME_ORIGIN,
+    )
 
     assert page.status_code == 201
     key = re.search(r'<code id="apikey">([^<]+)</code>', page.text)
@@ -127,7 +134,7 @@ def test_the_api_key_form_creates_an_application_with_a_new_key(
 
 
 def test_the_api_key_form_explains_a_missing_field_and_keeps_the_input(client: TestClient) -> None:
-    page = client.post("/apikey", data={"name": "only a name", "version": " "})
+    page = client.post("/apikey", data={"name": "only a name", "version": " "}, headers=SAME_ORIGIN)
 
     assert page.status_code == 400
     assert "Please give the application&#39;s version." in page.text
