@@ -21,6 +21,10 @@ FormatName = Literal["json", "jsonp", "xml"]
 DEFAULT_JSONP_CALLBACK: Final = "jsonAcoustidApi"
 _JSONP_CALLBACK = re.compile(r"^[$A-Za-z_][0-9A-Za-z_]*(\.[$A-Za-z_][0-9A-Za-z_]*)*$")
 _XML_DECLARATION: Final = '<?xml version="1.0" encoding="UTF-8"?>'
+#: What XML 1.0 forbids (its `Char` production). Submitted metadata may hold any of it and
+#: is stored as sent (JSON carries it faithfully); in XML one such character would make the
+#: answer ill-formed for every client looking up that track, so it becomes U+FFFD.
+_NOT_XML_CHAR: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
@@ -100,4 +104,4 @@ def _fill(element: ET.Element, value: Any) -> None:
 
 def _text(value: Any) -> str:
     # str() as upstream does: True renders "True", floats keep Python's repr.
-    return value if isinstance(value, str) else str(value)
+    return _NOT_XML_CHAR.sub("\ufffd", value if isinstance(value, str) else str(value))
