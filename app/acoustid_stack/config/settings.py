@@ -169,6 +169,7 @@ class ServerSettings:
 @dataclass(frozen=True)
 class WebSettings(ServerSettings):
     apikeys_per_hour: int
+    status_cache_seconds: float
 
 
 @dataclass(frozen=True)

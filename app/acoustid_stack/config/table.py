@@ -276,6 +276,13 @@ KEYS: Final[tuple[Key, ...]] = (
         "10",
         "API keys one client address may create per clock hour (Redis down: no limit).",
     ),
+    Key(
+        "web",
+        "status_cache_seconds",
+        Number(0, 3600),
+        "10",
+        "Seconds the status page's figures are reused before they are computed again.",
+    ),
 )
 
 _LEVEL = next(key.type for key in KEYS if key.dotted == "logging.level")

@@ -19,6 +19,7 @@ from acoustid_stack.redis_client import connect_redis
 from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.connection import ServiceConnection
 from acoustid_stack.submissions.databases import open_databases
+from acoustid_stack.web import status
 from acoustid_stack.web.headers import SecurityHeaders
 from acoustid_stack.web.views import routes
 
@@ -43,6 +44,16 @@ def create_app(settings: Settings) -> Starlette:
         state.redis = connect_redis(settings.redis, timeout=1.0)
         state.http = httpx.AsyncClient(timeout=1.0)
         state.nats = ServiceConnection(settings=settings.nats)
+        state.status_figures = status.Cached(
+            lambda: status.page_figures(
+                settings=settings,
+                databases=state.databases,
+                redis=state.redis,
+                nats=state.nats,
+                http=state.http,
+            ),
+            settings.web.status_cache_seconds,
+        )
         try:
             await state.nats.start(wait=NATS_START_WAIT)
             yield

@@ -2,16 +2,23 @@
 
 Failure policy: every probe has a short timeout and reports "down" instead of failing the
 page; a status page that errors when a service is down would be useless exactly then.
+
+The page is public: it names services without their addresses or versions (the reason a
+probe failed goes to the log only), and its figures are computed at most once per
+`[web] status_cache_seconds` by one view, which the others wait for, so repeated views
+cannot fill the database pools. Large tables are counted from the planner's estimate, and
+every count stops on the server at the probe deadline instead of running on unobserved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 from nats.js import JetStreamContext
@@ -24,11 +31,16 @@ from acoustid_stack.db.deadline import within
 from acoustid_stack.db.schema import app as app_db
 from acoustid_stack.db.schema import fingerprint as fp_db
 from acoustid_stack.db.schema import ingest as ingest_db
+from acoustid_stack.submissions.connection import ServiceConnection
 from acoustid_stack.submissions.databases import Databases
 
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 1.0
+#: below this many estimated rows a table is counted exactly (cheap, and exact on small sites)
+EXACT_COUNT_BELOW = 100_000
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,18 +53,19 @@ class Health:
 async def _probe(name: str, check: Awaitable[str]) -> Health:
     try:
         return Health(name, True, await asyncio.wait_for(check, PROBE_TIMEOUT))
-    # any failure, whatever its type, means "down" on this page
+    # any failure, whatever its type, means "down" on this page; why is for the log only
     except Exception as exc:
         logger.warning("status probe %s failed: %s", name, exc)
-        return Health(name, False, str(exc) or type(exc).__name__)
+        return Health(name, False, "not answering")
 
 
 async def _database(engine: AsyncEngine) -> str:
-    async def version() -> str:
+    async def select_one() -> str:
         async with engine.connect() as conn:
-            return str(await conn.scalar(text("SHOW server_version")))
+            await conn.execute(text("SELECT 1"))
+        return "answering"
 
-    return await within(version(), PROBE_TIMEOUT)
+    return await within(select_one(), PROBE_TIMEOUT)
 
 
 async def _redis(redis: Redis) -> str:
@@ -85,7 +98,10 @@ async def service_health(
         _probe("PostgreSQL fingerprint", _database(databases.fingerprint)),
         _probe("PostgreSQL ingest", _database(databases.ingest)),
         _probe("Redis", _redis(redis)),
-        *(_probe(f"Index {url}", _index_shard(http, url)) for url in settings.index.shards),
+        *(
+            _probe(f"Index shard {number}", _index_shard(http, url))
+            for number, url in enumerate(settings.index.shards, start=1)
+        ),
     ]
     if js is not None:
         probes.append(
@@ -96,43 +112,99 @@ async def service_health(
     return list(await asyncio.gather(*probes))
 
 
+async def page_figures(
+    *,
+    settings: Settings,
+    databases: Databases,
+    redis: Redis,
+    nats: ServiceConnection,
+    http: httpx.AsyncClient,
+) -> tuple[list[Health], dict[str, int | None]]:
+    """What the status page shows: the services' health and the counts."""
+    health = service_health(
+        settings=settings, databases=databases, redis=redis, js=nats.jetstream(), http=http
+    )
+    return await asyncio.gather(health, counts(databases))
+
+
 async def _nats_down() -> Health:
     return Health("NATS", False, "not connected")
 
 
-async def counts(databases: Databases) -> dict[str, int | None]:
+async def counts(
+    databases: Databases, *, exact_below: int = EXACT_COUNT_BELOW
+) -> dict[str, int | None]:
     """Fingerprints, tracks, submissions, pending submissions and lookups in the last hour.
 
-    Exact counts: fine at this project's sizes; a None means the database did not answer.
+    A table the planner estimates at `exact_below` rows or more shows that estimate (an
+    exact COUNT(*) reads the whole table); a None means the database did not answer in time.
     """
-    queries: dict[str, tuple[AsyncEngine, Any]] = {
-        "fingerprints": (
-            databases.fingerprint,
-            select(func.count()).select_from(fp_db.fingerprint),
-        ),
-        "tracks": (databases.fingerprint, select(func.count()).select_from(fp_db.track)),
-        "submissions": (databases.ingest, select(func.count()).select_from(ingest_db.submission)),
-        "pending submissions": (
-            databases.ingest,
-            select(func.count()).select_from(ingest_db.pending_submission),
-        ),
-        "lookups in the last hour": (databases.app, _lookups_last_hour()),
+    tables: dict[str, tuple[AsyncEngine, Any]] = {
+        "fingerprints": (databases.fingerprint, fp_db.fingerprint),
+        "tracks": (databases.fingerprint, fp_db.track),
+        "submissions": (databases.ingest, ingest_db.submission),
+        "pending submissions": (databases.ingest, ingest_db.pending_submission),
     }
 
-    async def count(engine: AsyncEngine, query: Any) -> int:
-        async with engine.connect() as conn:
-            return int(await conn.scalar(query) or 0)
+    async def count_rows(engine: AsyncEngine, table: Any) -> int:
+        async with engine.begin() as conn:
+            await _deadline_on_server(conn)
+            estimate = await conn.scalar(
+                text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:name)"),
+                {"name": table.fullname},
+            )
+            # -1: never analysed, so unknown
+            if estimate is not None and estimate >= exact_below:
+                return int(estimate)
+            return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
 
-    async def one(engine: AsyncEngine, query: Any) -> int | None:
+    async def lookups() -> int:
+        async with databases.app.begin() as conn:
+            await _deadline_on_server(conn)
+            return int(await conn.scalar(_lookups_last_hour()) or 0)
+
+    async def one(count: Awaitable[int]) -> int | None:
         try:
-            return await within(count(engine, query), PROBE_TIMEOUT)
+            return await within(count, PROBE_TIMEOUT)
         # shown as "unknown" rather than failing the page
         except Exception as exc:
             logger.warning("status count failed: %s", exc)
             return None
 
-    values = await asyncio.gather(*(one(engine, query) for engine, query in queries.values()))
-    return dict(zip(queries, values, strict=True))
+    calls = [count_rows(engine, table) for engine, table in tables.values()]
+    values = await asyncio.gather(*(one(call) for call in [*calls, lookups()]))
+    return dict(zip([*tables, "lookups in the last hour"], values, strict=True))
+
+
+async def _deadline_on_server(conn: Any) -> None:
+    """End the transaction's statements on the server at the probe deadline: `within` stops
+    waiting but not the query, which would otherwise hold its pooled connection."""
+    await conn.execute(text(f"SET LOCAL statement_timeout = {int(PROBE_TIMEOUT * 1000)}"))
+
+
+class Cached(Generic[T]):
+    """The last result of `compute`, recomputed when older than `seconds`; concurrent callers
+    wait for the one computation under way instead of starting their own."""
+
+    def __init__(
+        self,
+        compute: Callable[[], Awaitable[T]],
+        seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._compute = compute
+        self._seconds = seconds
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._value: T | None = None
+        self._expires = 0.0
+
+    async def get(self) -> T:
+        async with self._lock:
+            if self._value is None or self._clock() >= self._expires:
+                self._value = await self._compute()
+                self._expires = self._clock() + self._seconds
+            return self._value
 
 
 def _lookups_last_hour() -> Any:

@@ -31,15 +31,7 @@ def _render(
 
 
 async def home(request: Request) -> Response:
-    state = _state(request)
-    health = await status.service_health(
-        settings=state.settings,
-        databases=state.databases,
-        redis=state.redis,
-        js=state.nats.jetstream(),
-        http=state.http,
-    )
-    counts = await status.counts(state.databases)
+    health, counts = await _state(request).status_figures.get()
     return _render(request, "home.html", {"health": health, "counts": counts})
 
 
