@@ -13,12 +13,12 @@ from acoustid_stack.api.auth import ApiKeys
 from acoustid_stack.api.catalog import Catalog
 from acoustid_stack.api.endpoint import Client
 from acoustid_stack.api.errors import ApiError
+from acoustid_stack.api.fingerprint_param import decode_fingerprint_param
 from acoustid_stack.api.lookup_meta import MetaRequest, track_metadata
 from acoustid_stack.api.metadata import MetadataProvider, Recording
 from acoustid_stack.api.metrics import ApiMetrics
 from acoustid_stack.api.params import Params, parse_int, parse_uuid, suffixed
 from acoustid_stack.api.stats import LookupStats
-from acoustid_stack.fingerprint import InvalidFingerprint, decode_api_fingerprint
 from acoustid_stack.fingerprint.hashes import Int32Array
 from acoustid_stack.index.interfaces import FpindexError
 from acoustid_stack.matching import FingerprintMatch, Matcher
@@ -85,7 +85,7 @@ class LookupHandler:
         return LookupCall(
             application_id,
             client,
-            _queries(params, batch=batch),
+            await _queries(params, batch=batch),
             batch,
             meta,
             max_duration_diff,
@@ -216,7 +216,7 @@ def _max_duration_diff(params: Params) -> int:
     return value
 
 
-def _queries(params: Params, *, batch: bool) -> list[Query]:
+async def _queries(params: Params, *, batch: bool) -> list[Query]:
     """The queries to run, by suffix. Without `batch` only the first one. A query that fails
     to parse is skipped, unless it is the last one and none succeeded (upstream's rule)."""
     indexes = params.suffixes("fingerprint", "duration", "trackid")
@@ -231,14 +231,14 @@ def _queries(params: Params, *, batch: bool) -> list[Query]:
     queries: list[Query] = []
     for position, index in enumerate(indexes):
         try:
-            queries.append(_query(params, index))
+            queries.append(await _query(params, index))
         except ApiError:
             if position == len(indexes) - 1 and not queries:
                 raise
     return queries
 
 
-def _query(params: Params, index: int | None) -> Query:
+async def _query(params: Params, index: int | None) -> Query:
     trackid_name = suffixed("trackid", index)
     trackid = params.get(trackid_name)
     if trackid:
@@ -251,8 +251,4 @@ def _query(params: Params, index: int | None) -> Query:
         raise errors.missing_parameter(duration_name)
     if duration is None or duration < 0:
         raise errors.invalid_duration(duration_name)
-    try:
-        hashes = decode_api_fingerprint(fingerprint)
-    except InvalidFingerprint as exc:
-        raise errors.invalid_fingerprint() from exc
-    return FingerprintQuery(index, hashes, duration)
+    return FingerprintQuery(index, await decode_fingerprint_param(fingerprint), duration)

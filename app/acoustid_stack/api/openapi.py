@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 
 from acoustid_stack import __version__
 from acoustid_stack.api.errors import ErrorCode
+from acoustid_stack.api.fingerprint_param import MAX_FINGERPRINT_HASHES
 from acoustid_stack.api.lookup_meta import META_VALUES
 from acoustid_stack.db import text_limits
 
@@ -36,7 +37,11 @@ _PARAMETERS: Final[dict[str, tuple[Json, str]]] = {
     "user": (_STRING, "User API key."),
     "format": ({"type": "string", "enum": ["json", "jsonp", "xml"]}, "Response format."),
     "jsoncallback": (_STRING, "JSONP callback name (format=jsonp)."),
-    "fingerprint": (_STRING, "Compressed base64 fingerprint (fpcalc output)."),
+    "fingerprint": (
+        _STRING,
+        "Compressed base64 fingerprint (fpcalc output), at most "
+        f"{MAX_FINGERPRINT_HASHES:,} hashes (about 2 hours of audio; longer: error 3).",
+    ),
     "duration": (_INTEGER, "Audio duration in seconds."),
     "trackid": (_UUID, "AcoustID track id, instead of fingerprint and duration."),
     "meta": (

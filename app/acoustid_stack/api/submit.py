@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from acoustid_stack.api import errors
 from acoustid_stack.api.auth import ApiKeys
 from acoustid_stack.api.endpoint import Client
+from acoustid_stack.api.fingerprint_param import decode_fingerprint_param
 from acoustid_stack.api.metrics import ApiMetrics
 from acoustid_stack.api.params import Params, parse_int, parse_uuid, suffixed
 from acoustid_stack.config import NatsSettings
 from acoustid_stack.db import text_limits
 from acoustid_stack.db.schema.ingest import submission_result
-from acoustid_stack.fingerprint import InvalidFingerprint, decode_api_fingerprint
 from acoustid_stack.submissions.connection import ServiceConnection
 from acoustid_stack.submissions.store import NewSubmission, insert_submissions
 from acoustid_stack.submissions.stream import ensure_stream, publish_submissions
@@ -122,7 +122,9 @@ class SubmitHandler:
         indexes = params.suffixes("fingerprint")
         if not indexes:
             raise errors.missing_parameter("fingerprint")
-        items = [_item(params, index, application_id, account_id, version) for index in indexes]
+        items = [
+            await _item(params, index, application_id, account_id, version) for index in indexes
+        ]
         return SubmitCall(application_id, [item for item in items if item.rows])
 
     async def run(self, call: SubmitCall) -> Mapping[str, Any]:
@@ -182,7 +184,7 @@ class _StatusCall:
     ids: list[int]
 
 
-def _item(
+async def _item(
     params: Params, index: int | None, application_id: int, account_id: int, version: str | None
 ) -> SubmitItem:
     def name(base: str) -> str:
@@ -194,10 +196,7 @@ def _item(
     duration = parse_int(raw_duration)
     if duration is None or not 1 <= duration <= MAX_DURATION:
         raise errors.invalid_duration(name("duration"))
-    try:
-        hashes = decode_api_fingerprint(params.required(name("fingerprint")))
-    except InvalidFingerprint as exc:
-        raise errors.invalid_fingerprint() from exc
+    hashes = await decode_fingerprint_param(params.required(name("fingerprint")))
     bitrate = None
     if params.get(name("bitrate")):
         bitrate = parse_int(params.get(name("bitrate")))

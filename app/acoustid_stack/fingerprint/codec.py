@@ -53,12 +53,13 @@ class Fingerprint(NamedTuple):
     hashes: UInt32Array
 
 
-def decode_fingerprint(data: str | bytes) -> Fingerprint:
+def decode_fingerprint(data: str | bytes, *, max_hashes: int = MAX_HASHES) -> Fingerprint:
     """Decode a compressed base64 fingerprint exactly as libchromaprint does.
 
     `str` input is taken as its UTF-8 bytes (non-ASCII characters are outside the alphabet
     and decode as zeros, as they would in C). Raises InvalidFingerprint, and nothing else,
-    for any input libchromaprint rejects or that is neither str nor bytes.
+    for any input libchromaprint rejects or that is neither str nor bytes, and for one whose
+    header announces more than `max_hashes` hashes (checked before the costly unpacking).
     """
     if isinstance(data, str):
         raw = data.encode("utf-8", "surrogatepass")
@@ -71,6 +72,8 @@ def decode_fingerprint(data: str | bytes) -> Fingerprint:
         raise InvalidFingerprint("fingerprint is shorter than its 4-byte header")
     algorithm = packed[0]
     count = int.from_bytes(packed[1:_HEADER_SIZE], "big")
+    if count > max_hashes:
+        raise InvalidFingerprint(f"fingerprint holds {count} hashes, at most {max_hashes} allowed")
     body = np.frombuffer(packed, dtype=np.uint8, offset=_HEADER_SIZE)
 
     normal = _unpack(body, _NORMAL_BITS)
@@ -97,13 +100,14 @@ def decode_fingerprint(data: str | bytes) -> Fingerprint:
     return Fingerprint(algorithm, _rebuild_hashes(deltas, count))
 
 
-def decode_api_fingerprint(data: str | bytes) -> Int32Array:
+def decode_api_fingerprint(data: str | bytes, *, max_hashes: int = MAX_HASHES) -> Int32Array:
     """Validate a fingerprint as `/v2/lookup` and `/v2/submit` do (upstream error 3).
 
     Returns the hashes as a signed `int32` array, the form PostgreSQL's `int4[]` stores.
-    Raises InvalidFingerprint unless it decodes, uses algorithm 1 and holds at least one hash.
+    Raises InvalidFingerprint unless it decodes, uses algorithm 1 and holds from one hash to
+    `max_hashes`.
     """
-    fingerprint = decode_fingerprint(data)
+    fingerprint = decode_fingerprint(data, max_hashes=max_hashes)
     if fingerprint.algorithm != DEFAULT_ALGORITHM:
         raise InvalidFingerprint(
             f"fingerprint uses algorithm {fingerprint.algorithm}, only {DEFAULT_ALGORITHM} "
