@@ -21,6 +21,7 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
+from acoustid_stack.http_limits import BoundedHttpToolsProtocol
 from acoustid_stack.index.handlers import Handlers, error_response
 from acoustid_stack.index.interfaces import FpindexError
 from acoustid_stack.index.merge import MergePolicy, MergeScheduler
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 6081
 #: seconds requests in flight get to finish after SIGTERM (a search stops at its timeout)
 SHUTDOWN_GRACE = 15
+#: connections and requests held at once; past it new requests get 503. The api's workers
+#: keep a few pooled connections each, so this only bounds a flood.
+MAX_CONNECTIONS = 1000
 
 
 def create_app(
@@ -102,6 +106,8 @@ def serve(data_dir: Path, *, host: str, port: int, create: Sequence[str] = ()) -
         app,
         host=host,
         port=port,
+        http=BoundedHttpToolsProtocol,
+        limit_concurrency=MAX_CONNECTIONS,
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=SHUTDOWN_GRACE,

@@ -14,6 +14,7 @@ from starlette.templating import Jinja2Templates
 
 from acoustid_stack.config import Settings, load_settings
 from acoustid_stack.config.loader import CONFIG_ENV
+from acoustid_stack.http_limits import BoundedHttpToolsProtocol
 from acoustid_stack.logging_setup import configure_logging
 from acoustid_stack.redis_client import connect_redis
 from acoustid_stack.sizing import PROCESS_CONNECTIONS
@@ -91,5 +92,8 @@ def serve(settings: Settings, *, config_path: str | None) -> None:
         host=settings.web.host,
         port=settings.web.port,
         workers=settings.web.workers,
+        http=BoundedHttpToolsProtocol,
+        limit_concurrency=settings.web.limit_concurrency,
+        timeout_keep_alive=settings.web.timeout_keep_alive,
         log_config=None,  # our logging setup, not uvicorn's
     )
