@@ -72,6 +72,8 @@ def api_environ(
         "ACOUSTID_INDEX_SHARDS": index_url,
         "ACOUSTID_INDEX_NAME": INDEX_NAME,
         "ACOUSTID_WEBSITE_SHUTDOWN_FILE": str(shutdown_file),
+        # the tests play the reverse proxy: their X-Forwarded-For names the client
+        "ACOUSTID_API_TRUSTED_PROXIES": "127.0.0.1",
         # rate limiting has its own tests with their own settings
         "ACOUSTID_RATE_LIMIT_GLOBAL": "100000",
         "ACOUSTID_RATE_LIMIT_IP": "100000",

@@ -43,9 +43,14 @@ def api_settings(api_env: dict[str, str]) -> Settings:
     return load_settings(path=None, environ=api_env)
 
 
-def make_client(settings: Settings) -> TestClient:
-    """The real ASGI app in-process; its services behind it are the real ones."""
-    return TestClient(create_app(settings, metrics=ApiMetrics()), raise_server_exceptions=False)
+def make_client(settings: Settings, peer: str = "127.0.0.1") -> TestClient:
+    """The real ASGI app in-process; its services behind it are the real ones. Requests come
+    from `peer` (by default the trusted proxy of `api_environ`)."""
+    return TestClient(
+        create_app(settings, metrics=ApiMetrics()),
+        raise_server_exceptions=False,
+        client=(peer, 50000),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from acoustid_stack.api.middleware import (
     PathCleanupMiddleware,
 )
 from acoustid_stack.api.musicbrainz_users import CreateMusicBrainzHandler
+from acoustid_stack.api.proxies import TrustedProxies
 from acoustid_stack.api.ratelimit import RateLimiter
 from acoustid_stack.api.stats import LookupStats
 from acoustid_stack.api.submit import SubmissionPublisher, SubmissionStatusHandler, SubmitHandler
@@ -118,6 +119,7 @@ def create_app(
         ),
         metrics=metrics,
         cluster_secret=settings.cluster.secret,
+        proxies=TrustedProxies(settings.api.trusted_proxies),
     )
     keys = ApiKeys(app_db=resources.databases.app, website_secret=settings.website.secret)
     routes = [

@@ -22,9 +22,9 @@ from acoustid_stack.api import errors
 from acoustid_stack.api.errors import ApiError
 from acoustid_stack.api.metrics import ApiMetrics
 from acoustid_stack.api.params import MalformedBody, Params, read_params
+from acoustid_stack.api.proxies import TrustedProxies
 from acoustid_stack.api.ratelimit import RateLimiter
 from acoustid_stack.api.render import JSON_FORMAT, OutputFormat, render_error, render_ok
-from acoustid_stack.db import text_limits
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +33,12 @@ CLIENT_CLOSED_REQUEST = 499
 
 @dataclass(frozen=True)
 class Client:
-    """Who is asking. `ip` is the first X-Forwarded-For address, as upstream's ProxyFix: the
-    api is meant to sit behind a proxy that sets it."""
+    """Who is asking. `ip` is the peer, or with trusted proxies in front the address they
+    forwarded (`proxies.py`); upstream's ProxyFix believed any X-Forwarded-For."""
 
     ip: str
     user_agent: str
-    #: HTTPS as the client sees it (uvicorn applies X-Forwarded-Proto from trusted proxies)
+    #: HTTPS as the client sees it (X-Forwarded-Proto counts from trusted proxies only)
     secure: bool = False
 
 
@@ -71,11 +71,17 @@ class NoKey:
 
 class EndpointRunner:
     def __init__(
-        self, *, limiter: RateLimiter, metrics: ApiMetrics, cluster_secret: str | None
+        self,
+        *,
+        limiter: RateLimiter,
+        metrics: ApiMetrics,
+        cluster_secret: str | None,
+        proxies: TrustedProxies,
     ) -> None:
         self._limiter = limiter
         self._metrics = metrics
         self._cluster_secret = cluster_secret
+        self._proxies = proxies
 
     def endpoint(
         self, name: str, handler: Handler[Any]
@@ -98,11 +104,10 @@ class EndpointRunner:
         try:
             params = await read_params(request)
             output = OutputFormat.parse(params.get("format"), params.get("jsoncallback"))
-            call = await handler.parse(params, client_of(request))
+            client = self._client_of(request)
+            call = await handler.parse(params, client)
             if not self._is_cluster_peer(params):
-                await self._limiter.check(
-                    client_ip=client_of(request).ip, application_id=call.application_id
-                )
+                await self._limiter.check(client_ip=client.ip, application_id=call.application_id)
             return render_ok(await handler.run(call), output)
         except ApiError as error:
             self._metrics.handled_errors.labels(str(int(error.code))).inc()
@@ -128,17 +133,17 @@ class EndpointRunner:
             self._cluster_secret and secret and hmac.compare_digest(secret, self._cluster_secret)
         )
 
-
-def client_of(request: Request) -> Client:
-    forwarded = request.headers.get("x-forwarded-for", "")
-    first = forwarded.split(",")[0].strip()
-    ip = first or (request.client.host if request.client else "") or "127.0.0.1"
-    return Client(
-        # a forwarded "address" is whatever the client wrote; it keys rate limits and stats
-        ip=ip[: text_limits.IP],
-        user_agent=request.headers.get("user-agent", ""),
-        secure=request.url.scheme == "https",
-    )
+    def _client_of(self, request: Request) -> Client:
+        peer = request.client.host if request.client else ""
+        # every X-Forwarded-For line counts, as if one comma-separated list
+        forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+        proto = request.headers.get("x-forwarded-proto", "").strip().lower()
+        forwarded_https = proto == "https" and self._proxies.trusts(peer)
+        return Client(
+            ip=self._proxies.client_ip(peer, forwarded),
+            user_agent=request.headers.get("user-agent", ""),
+            secure=request.url.scheme == "https" or forwarded_https,
+        )
 
 
 def _query_format(request: Request) -> OutputFormat:

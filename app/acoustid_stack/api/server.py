@@ -23,7 +23,6 @@ from uvicorn.supervisors import Multiprocess
 from acoustid_stack.api.metrics import MULTIPROC_DIR_ENV
 from acoustid_stack.config import Settings
 from acoustid_stack.config.loader import CONFIG_ENV
-from acoustid_stack.http_limits import BoundedHttpToolsProtocol
 
 APP_FACTORY = "acoustid_stack.api.app:create_app_from_env"
 
@@ -78,12 +77,13 @@ def serve(
             host=host or settings.api.host,
             port=port or settings.api.port,
             workers=workers or settings.api.workers,
-            http=BoundedHttpToolsProtocol,
-            limit_concurrency=settings.api.limit_concurrency,
-            timeout_keep_alive=settings.api.timeout_keep_alive,
+            http="httptools",
             loop="uvloop",
             log_config=None,  # our logging setup (DESIGN.md §5) stays in charge
             access_log=False,  # api_requests_total counts requests; a line each is noise
+            # forwarded headers count from [api] trusted_proxies only, in the app (proxies.py);
+            # uvicorn's own reading would trust 127.0.0.1 (or FORWARDED_ALLOW_IPS) besides
+            proxy_headers=False,
             timeout_graceful_shutdown=30,
         )
         socket = config.bind_socket()

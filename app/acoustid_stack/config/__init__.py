@@ -8,6 +8,7 @@ from acoustid_stack.config.context import settings_from_context
 from acoustid_stack.config.errors import ConfigError
 from acoustid_stack.config.loader import load_settings
 from acoustid_stack.config.settings import (
+    ApiSettings,
     ClusterSettings,
     DatabaseName,
     DatabaseSettings,
@@ -24,6 +25,7 @@ from acoustid_stack.config.settings import (
 )
 
 __all__ = [
+    "ApiSettings",
     "ClusterSettings",
     "ConfigError",
     "DatabaseName",

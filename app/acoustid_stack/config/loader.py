@@ -9,6 +9,7 @@ from typing import Any
 
 from acoustid_stack.config.errors import ConfigError
 from acoustid_stack.config.settings import (
+    ApiSettings,
     ClusterSettings,
     DatabaseSettings,
     DatabasesSettings,
@@ -19,7 +20,6 @@ from acoustid_stack.config.settings import (
     RateLimitSettings,
     RedisSettings,
     SentrySettings,
-    ServerSettings,
     Settings,
     WebSettings,
     WebsiteSettings,
@@ -137,7 +137,7 @@ def _build(effective: Mapping[str, Effective]) -> Settings:
         logging=section(LoggingSettings, "logging", levels=_patterns(effective, "logging.level.")),
         sentry=section(SentrySettings, "sentry"),
         cluster=section(ClusterSettings, "cluster"),
-        api=section(ServerSettings, "api"),
+        api=section(ApiSettings, "api"),
         web=section(WebSettings, "web"),
         effective=MappingProxyType(dict(effective)),
     )

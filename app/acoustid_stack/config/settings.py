@@ -164,8 +164,11 @@ class ServerSettings:
     host: str
     port: int
     workers: int
-    limit_concurrency: int
-    timeout_keep_alive: int
+
+
+@dataclass(frozen=True)
+class ApiSettings(ServerSettings):
+    trusted_proxies: list[str]
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,7 @@ class Settings:
     logging: LoggingSettings
     sentry: SentrySettings
     cluster: ClusterSettings
-    api: ServerSettings
+    api: ApiSettings
     web: WebSettings
     # "section.key" -> value and source, in table order; what `config check` prints
     effective: Mapping[str, Effective] = field(

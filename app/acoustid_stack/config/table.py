@@ -17,6 +17,7 @@ from acoustid_stack.config.values import (
     HostPortList,
     Integer,
     IpAddress,
+    NetworkList,
     Number,
     ReadableFile,
     Text,
@@ -268,37 +269,16 @@ KEYS: Final[tuple[Key, ...]] = (
     Key("api", "workers", Integer(1, 256), "1", "API server worker processes."),
     Key(
         "api",
-        "limit_concurrency",
-        Integer(1, 1_000_000),
-        "1000",
-        "Connections and requests one API server worker holds at once; past it new requests get "
-        "503. Request line and headers are capped at 64 KiB (431).",
-    ),
-    Key(
-        "api",
-        "timeout_keep_alive",
-        Integer(1, 600),
-        "5",
-        "Seconds an idle keep-alive connection to the API server stays open.",
+        "trusted_proxies",
+        NetworkList(),
+        "",
+        "Networks (CIDR) of the reverse proxies in front of the API. X-Forwarded-For and "
+        "X-Forwarded-Proto count only from a peer in one: the client is the rightmost "
+        "forwarded address outside them. Empty: the peer is the client, headers are ignored.",
     ),
     Key("web", "host", Text(), "127.0.0.1", "Address the website binds to."),
     Key("web", "port", _PORT, "5001", "Port of the website."),
     Key("web", "workers", Integer(1, 256), "1", "Website worker processes."),
-    Key(
-        "web",
-        "limit_concurrency",
-        Integer(1, 1_000_000),
-        "1000",
-        "Connections and requests one website worker holds at once; past it new requests get "
-        "503. Request line and headers are capped at 64 KiB (431).",
-    ),
-    Key(
-        "web",
-        "timeout_keep_alive",
-        Integer(1, 600),
-        "5",
-        "Seconds an idle keep-alive connection to the website stays open.",
-    ),
     Key(
         "web",
         "apikeys_per_hour",

@@ -178,6 +178,23 @@ class IpAddress:
             raise ValueError("is not an IP address") from None
 
 
+@dataclass(frozen=True)
+class NetworkList:
+    """Comma-separated IP networks in CIDR notation (a bare address is one host); empty means
+    none. Host bits set (`10.0.0.1/8`) are refused: likely a typo for a narrower network."""
+
+    label: str = "comma-separated IP networks (CIDR)"
+
+    def parse(self, text: str) -> list[str]:
+        networks = []
+        for item in _split_list(text) if text else []:
+            try:
+                networks.append(str(ipaddress.ip_network(item)))
+            except ValueError:
+                raise ValueError(f"has {item!r}, which is not an IP network") from None
+        return networks
+
+
 def _split_list(text: str) -> list[str]:
     items = [item.strip() for item in text.split(",")]
     if any(not item for item in items):
