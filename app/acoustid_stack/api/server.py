@@ -23,6 +23,7 @@ from uvicorn.supervisors import Multiprocess
 from acoustid_stack.api.metrics import MULTIPROC_DIR_ENV
 from acoustid_stack.config import Settings
 from acoustid_stack.config.loader import CONFIG_ENV
+from acoustid_stack.http_limits import BoundedHttpToolsProtocol
 
 APP_FACTORY = "acoustid_stack.api.app:create_app_from_env"
 
@@ -77,7 +78,9 @@ def serve(
             host=host or settings.api.host,
             port=port or settings.api.port,
             workers=workers or settings.api.workers,
-            http="httptools",
+            http=BoundedHttpToolsProtocol,
+            limit_concurrency=settings.api.limit_concurrency,
+            timeout_keep_alive=settings.api.timeout_keep_alive,
             loop="uvloop",
             log_config=None,  # our logging setup (DESIGN.md §5) stays in charge
             access_log=False,  # api_requests_total counts requests; a line each is noise

@@ -164,6 +164,8 @@ class ServerSettings:
     host: str
     port: int
     workers: int
+    limit_concurrency: int
+    timeout_keep_alive: int
 
 
 @dataclass(frozen=True)

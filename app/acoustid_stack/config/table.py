@@ -269,6 +269,21 @@ KEYS: Final[tuple[Key, ...]] = (
     Key("api", "workers", Integer(1, 256), "1", "API server worker processes."),
     Key(
         "api",
+        "limit_concurrency",
+        Integer(1, 1_000_000),
+        "1000",
+        "Connections and requests one API server worker holds at once; past it new requests get "
+        "503. Request line and headers are capped at 64 KiB (431).",
+    ),
+    Key(
+        "api",
+        "timeout_keep_alive",
+        Integer(1, 600),
+        "5",
+        "Seconds an idle keep-alive connection to the API server stays open.",
+    ),
+    Key(
+        "api",
         "trusted_proxies",
         NetworkList(),
         "",
@@ -279,6 +294,21 @@ KEYS: Final[tuple[Key, ...]] = (
     Key("web", "host", Text(), "127.0.0.1", "Address the website binds to."),
     Key("web", "port", _PORT, "5001", "Port of the website."),
     Key("web", "workers", Integer(1, 256), "1", "Website worker processes."),
+    Key(
+        "web",
+        "limit_concurrency",
+        Integer(1, 1_000_000),
+        "1000",
+        "Connections and requests one website worker holds at once; past it new requests get "
+        "503. Request line and headers are capped at 64 KiB (431).",
+    ),
+    Key(
+        "web",
+        "timeout_keep_alive",
+        Integer(1, 600),
+        "5",
+        "Seconds an idle keep-alive connection to the website stays open.",
+    ),
     Key(
         "web",
         "apikeys_per_hour",
