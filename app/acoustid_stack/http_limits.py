@@ -6,10 +6,16 @@ a limit (`h11_max_incomplete_event_size`) but parses in pure Python, costing the
 every request. So the httptools protocol counts the bytes it receives while a request's
 headers are incomplete and answers 431 and closes the connection past MAX_HEADER_BYTES,
 having buffered at most that plus one read.
+
+uvicorn also lets a connection that is opened, or that starts a request, and then sends its
+headers slowly (or not at all) stay forever: its keep-alive timer runs only between a
+response and the next byte. Here a request's line and headers must be complete within
+`timeout_keep_alive` seconds of the connection opening or of the previous response.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -33,6 +39,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _reading_headers = True
     _header_bytes = 0
     _message_ended = False
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_timer()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         self._message_ended = False
@@ -50,6 +65,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
+        self._stop_header_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -57,3 +73,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_headers = True
         self._header_bytes = 0
         self._message_ended = True
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # a pipelined request whose headers are already in is being served: no timer for it
+        if self._reading_headers and not self.transport.is_closing():
+            self._start_header_timer()
+
+    def _start_header_timer(self) -> None:
+        self._stop_header_timer()
+        self._header_timer = self.loop.call_later(self.timeout_keep_alive, self._headers_late)
+
+    def _stop_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self._reading_headers and not self.transport.is_closing():
+            self.transport.close()

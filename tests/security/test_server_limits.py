@@ -20,6 +20,8 @@ from api_support import ACOUSTID_STACK, api_server
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 HUGE = 64 * 1024 * 1024
+#: the web server's [web] timeout_keep_alive, also its deadline for a request's headers
+HEADER_SECONDS = 1
 
 
 def send_huge_header(url: str) -> tuple[int, bytes]:
@@ -55,7 +57,12 @@ def web_url(
         argv=[*ACOUSTID_STACK, "run", "web"],
         log_path=tmp_path_factory.mktemp("web") / "web.log",
         ready=lambda: http_ok(f"{url}/_health"),
-        env={**os.environ, **test_environ, "ACOUSTID_WEB_PORT": str(port)},
+        env={
+            **os.environ,
+            **test_environ,
+            "ACOUSTID_WEB_PORT": str(port),
+            "ACOUSTID_WEB_TIMEOUT_KEEP_ALIVE": str(HEADER_SECONDS),
+        },
         stop_signal=signal.SIGTERM,
     )
     with running((process, url), timeout=60):
@@ -94,3 +101,12 @@ def test_large_bodies_on_one_keep_alive_connection_are_not_taken_for_headers(
 
     assert 431 not in statuses
     assert statuses == [405] * 4
+
+
+@pytest.mark.parametrize("start", [b"", b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "])
+def test_a_connection_whose_headers_do_not_come_is_closed(web_url: str, start: bytes) -> None:
+    parts = urlsplit(web_url)
+    # far longer than the server's deadline: a connection held forever fails on this timeout
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as conn:
+        conn.sendall(start)
+        assert conn.recv(100) == b""

@@ -280,7 +280,9 @@ KEYS: Final[tuple[Key, ...]] = (
         "timeout_keep_alive",
         Integer(1, 600),
         "5",
-        "Seconds an idle keep-alive connection to the API server stays open.",
+        "Seconds an idle keep-alive connection to the API server stays open, and that a "
+        "request's line and headers may take from the connection's opening or the "
+        "previous response.",
     ),
     Key(
         "api",
@@ -307,7 +309,9 @@ KEYS: Final[tuple[Key, ...]] = (
         "timeout_keep_alive",
         Integer(1, 600),
         "5",
-        "Seconds an idle keep-alive connection to the website stays open.",
+        "Seconds an idle keep-alive connection to the website stays open, and that a "
+        "request's line and headers may take from the connection's opening or the "
+        "previous response.",
     ),
     Key(
         "web",
