@@ -1,15 +1,17 @@
 """Generated malformed API requests (hypothesis) and a fingerprint of database contents.
 
 Requests are drawn from the parameters `/v2/openapi.json` declares for each path, with
-hostile values (unicode, control characters, huge numbers, corrupted fingerprints and
-UUIDs, repeated and suffixed names), sent as a query string or as a urlencoded,
-multipart, gzip (valid or not) or oddly typed body. Requests to endpoints that write
+hostile values (unicode, control characters, huge numbers, corrupted and over-long
+fingerprints, corrupted and newline-suffixed UUIDs, repeated and suffixed names, 4,400-digit
+suffixes), sent as a query string or as a urlencoded, multipart, gzip (valid or not) or
+oddly typed body, with any method (PUT, DELETE, PATCH: 405). Requests to endpoints that write
 (`/v2/submit`, `/v2/user/create_anonymous`) always carry one guaranteed error, so a run
 must leave the databases exactly as they were.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import uuid
@@ -22,6 +24,7 @@ import numpy as np
 import psycopg
 from hypothesis import strategies as st
 
+from acoustid_stack.api.fingerprint_param import MAX_FINGERPRINT_HASHES
 from acoustid_stack.api.openapi import openapi_document
 from acoustid_stack.config import Settings
 from acoustid_stack.fingerprint import encode_fingerprint
@@ -29,8 +32,17 @@ from acoustid_stack.fingerprint import encode_fingerprint
 WRITING_PATHS = frozenset({"/v2/submit", "/v2/user/create_anonymous"})
 #: A batch index the generator never draws: the poison item of a submit lives there.
 POISON_INDEX = 1_000_000_007
+#: More digits than int() reads (4300): once a 500.
+HUGE_INDEX = "9" * 4400
+#: A header announcing one hash over the limit, nothing after it: refused from the header
+#: alone, and short enough for a query string (httpx refuses URLs over 64 KiB).
+OVER_LONG_FINGERPRINT = (
+    base64.urlsafe_b64encode(bytes([1]) + (MAX_FINGERPRINT_HASHES + 1).to_bytes(3, "big"))
+    .decode()
+    .rstrip("=")
+)
 OTHER_PATHS = ("/lookup", "/submit", "/v2/lookup/", "//v2//lookup", "/v2/nope", "/v2")
-METHODS = ("GET", "POST", "POST", "POST", "PUT", "DELETE", "OPTIONS")
+METHODS = ("GET", "POST", "POST", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
 
 @dataclass(frozen=True)
@@ -97,7 +109,9 @@ def _corrupted_fingerprint(data: st.DataObject) -> str:
     seed = data.draw(st.integers(0, 2**32 - 1))
     hashes = np.random.default_rng(seed).integers(0, 2**32, size, dtype=np.uint64)
     text = encode_fingerprint(hashes.astype(np.uint32)) if size else ""
-    how = data.draw(st.sampled_from(["truncate", "flip", "pad", "garbage", "as is"]))
+    how = data.draw(st.sampled_from(["truncate", "flip", "pad", "garbage", "over long", "as is"]))
+    if how == "over long":
+        return OVER_LONG_FINGERPRINT
     if how == "truncate" and text:
         return text[: data.draw(st.integers(0, len(text) - 1))]
     if how == "flip" and text:
@@ -112,7 +126,9 @@ def _corrupted_fingerprint(data: st.DataObject) -> str:
 
 def _uuidish(data: st.DataObject) -> str:
     text = str(uuid.UUID(int=data.draw(st.integers(0, 2**128 - 1))))
-    how = data.draw(st.sampled_from(["upper", "braces", "bare", "swap", "as is"]))
+    how = data.draw(st.sampled_from(["upper", "braces", "bare", "swap", "newline", "as is"]))
+    if how == "newline":  # `$` matches before it: once a 500
+        return text + "\n"
     if how == "upper":
         return text.upper()
     if how == "braces":
@@ -147,8 +163,14 @@ def _name(data: st.DataObject, declared: list[str]) -> str:
         return data.draw(st.sampled_from(declared))
     if kind < 8:
         base = data.draw(st.sampled_from(["fingerprint", "duration", "trackid", "mbid", "track"]))
-        index = data.draw(st.one_of(st.integers(0, 30), st.integers(0, 10**30)))
-        return f"{base}.{index}" if index != POISON_INDEX else base
+        index = data.draw(
+            st.one_of(
+                st.integers(0, 30).map(str),
+                st.integers(0, 10**30).map(str),
+                st.just(HUGE_INDEX),
+            )
+        )
+        return f"{base}.{index}" if index != str(POISON_INDEX) else base
     return data.draw(st.text(max_size=12))
 
 
