@@ -23,7 +23,7 @@ from acoustid_stack.api.lookup import LookupHandler
 from acoustid_stack.api.metadata import CachedExistence, SubmittedMetadata
 from acoustid_stack.api.metrics import ApiMetrics
 from acoustid_stack.api.middleware import (
-    CorsMiddleware,
+    CORS_HEADERS,
     GzipRequestMiddleware,
     PathCleanupMiddleware,
 )
@@ -41,6 +41,7 @@ from acoustid_stack.index.interfaces import FingerprintIndex
 from acoustid_stack.logging_setup import configure_logging
 from acoustid_stack.matching import DatabaseCandidates, Matcher
 from acoustid_stack.redis_client import connect_redis
+from acoustid_stack.response_headers import ResponseHeaders
 from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.databases import Databases, open_databases
 
@@ -145,7 +146,7 @@ def create_app(
     return Starlette(
         routes=routes,
         middleware=[
-            Middleware(CorsMiddleware),
+            Middleware(ResponseHeaders, headers=CORS_HEADERS),
             Middleware(PathCleanupMiddleware),
             Middleware(GzipRequestMiddleware),
         ],

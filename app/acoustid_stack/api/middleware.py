@@ -18,26 +18,8 @@ from acoustid_stack.api.params import MAX_BODY_SIZE
 _SLASHES: Final = re.compile(r"/{2,}")
 
 
-class CorsMiddleware:
-    """`Access-Control-Allow-Origin: *` on every response, as upstream (browser widgets)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"access-control-allow-origin", b"*"),
-                ]
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)
+#: upstream answers every request with it (browser widgets call the API)
+CORS_HEADERS: Final = {"Access-Control-Allow-Origin": "*"}
 
 
 class PathCleanupMiddleware:

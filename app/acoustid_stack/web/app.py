@@ -17,11 +17,12 @@ from acoustid_stack.config.loader import CONFIG_ENV
 from acoustid_stack.http_limits import BoundedHttpToolsProtocol
 from acoustid_stack.logging_setup import configure_logging
 from acoustid_stack.redis_client import connect_redis
+from acoustid_stack.response_headers import ResponseHeaders
 from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.connection import ServiceConnection
 from acoustid_stack.submissions.databases import open_databases
 from acoustid_stack.web import status
-from acoustid_stack.web.headers import SecurityHeaders
+from acoustid_stack.web.headers import SECURITY_HEADERS
 from acoustid_stack.web.views import routes
 
 APP_FACTORY = "acoustid_stack.web.app:create_app_from_env"
@@ -64,7 +65,11 @@ def create_app(settings: Settings) -> Starlette:
             await state.redis.aclose()
             await state.databases.dispose()
 
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(ResponseHeaders, headers=SECURITY_HEADERS)],
+    )
     # Starlette answers "/stats/" with a redirect to an absolute URL built from the Host
     # header, which a forged Host turns into a redirect to another site
     app.router.redirect_slashes = False
