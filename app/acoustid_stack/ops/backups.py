@@ -29,7 +29,7 @@ from acoustid_stack.index.snapshots import download_snapshot
 from acoustid_stack.local.binaries import require_binary
 from acoustid_stack.ops import status
 from acoustid_stack.ops.interfaces import BaseBackup
-from acoustid_stack.ops.layout import BackupRepository, StackFiles
+from acoustid_stack.ops.layout import BackupRepository, StackFiles, folder_size
 from acoustid_stack.ops.pgtools import binary_major, prefer_pip_for, server_major
 from acoustid_stack.ops.postgres_backups import open_backups
 from acoustid_stack.ops.retention import Retention
@@ -44,10 +44,6 @@ COUNTED: dict[DatabaseName, tuple[str, ...]] = {
 }
 REDIS_SAVE_TIMEOUT = 120.0
 DUMP_TIMEOUT = 3600
-
-
-def folder_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def checksums(folder: Path) -> dict[str, str]:

@@ -27,7 +27,7 @@ from acoustid_stack.local.endpoints import PostgresEndpoint
 from acoustid_stack.local.process import run_as
 from acoustid_stack.local.servers import LOOPBACK, chown_tree, grant_traversal, unprivileged_user
 from acoustid_stack.ops.interfaces import BaseBackup, Cluster
-from acoustid_stack.ops.layout import stamp
+from acoustid_stack.ops.layout import folder_size, stamp
 from acoustid_stack.ops.pgbackrest import RETENTION_FULL
 from acoustid_stack.ops.pgtools import data_dir_major, server_major, tool_for
 
@@ -146,7 +146,7 @@ class BaseBackups:
             label=name,
             kind="full",
             stopped_at=datetime.now(UTC),
-            size=sum(p.stat().st_size for p in final.rglob("*") if p.is_file()),
+            size=folder_size(final),
         )
         (final / "meta.json").write_text(
             json.dumps(
