@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.unit.index import fpseg001
 
 from acoustid_stack.index.legacy import LegacySegment
 from acoustid_stack.index.memory import MemorySegment
@@ -19,6 +18,8 @@ from acoustid_stack.index.segment import (
     trailing_zeros,
     unmix,
 )
+
+from . import fpseg001
 
 NO_CAP = 1 << 40
 

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.unit.index import fpseg001
 
 from acoustid_stack.index.check import check_index
 from acoustid_stack.index.interfaces import (
@@ -19,6 +18,8 @@ from acoustid_stack.index.legacy import LegacySegment
 from acoustid_stack.index.merge import MergePolicy
 from acoustid_stack.index.segment import BUCKET_POSTINGS, FileSegment
 from acoustid_stack.index.store import IndexStore, SearchStats, read_manifest, verify_index_dir
+
+from . import fpseg001
 
 EAGER = MergePolicy(flush_docs=300, idle_flush=0, idle_compact=0, tier_factor=2)
 LAZY = MergePolicy(idle_flush=3600, idle_compact=3600, max_memory_age=3600)
