@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from acoustid_stack.fingerprint import compare2, score_candidates
 from acoustid_stack.fingerprint.audio import fpcalc
+from acoustid_stack.fingerprint.compare import SCORE_CHUNK
 
 
 def h(key: int, low: int = 0) -> int:
@@ -166,6 +168,25 @@ def test_scoring_a_batch_equals_scoring_each_candidate(
     scores = score_candidates(query, candidates, max_offset=80)
     assert scores.dtype == np.float32
     assert scores.tolist() == [compare2(c, query, 80) for c in candidates]
+
+
+def test_a_batch_of_many_candidates_is_scored_in_chunks_of_bounded_memory() -> None:
+    rng = np.random.default_rng(11)
+    query = rng.integers(0, 2**32, 1500, dtype=np.uint32)
+    candidates = [
+        np.where(rng.random(query.size) < 0.6, query, rng.integers(0, 2**32, query.size))
+        for _ in range(3 * SCORE_CHUNK + 5)
+    ]
+    tracemalloc.start()
+    try:
+        scores = score_candidates(query, candidates, max_offset=80)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert scores.tolist() == [compare2(c, query, 80) for c in candidates]
+    assert scores.min() > 0.3
+    # key tables of 64 KiB per candidate: one chunk's worth, not the whole batch's
+    assert peak < 2 * SCORE_CHUNK * 64 * 1024 + 4 * 1024 * 1024
 
 
 def test_compare_accepts_signed_and_unsigned_views_of_the_same_hashes() -> None:
