@@ -21,7 +21,7 @@ import pulumi_kubernetes as k8s
 from acoustid_stack.sizing import Profile
 from components.charts import REDIS_HA
 from components.credentials import SecretRef, password, secret
-from components.kube import disk_quantity, machine_resources, service_host
+from components.kube import disk_quantity, pod_shares, service_host
 
 REDIS_PORT = 6379
 SENTINEL_PORT = 26379
@@ -46,6 +46,9 @@ def redis_values(args: CacheArgs) -> dict[str, Any]:
     """Values of the redis-ha chart for ``args``' profile."""
     size = args.profile.component("redis")
     replicated = size.instances > 1
+    quorum = size.instances // 2 + 1
+    # Beside Redis: its Sentinel, the split-brain check, and the exporter when monitoring is on.
+    shares = pod_shares(size, helpers=3 if args.monitoring else 2)
     volume: dict[str, Any] = {"enabled": True, "size": disk_quantity(size)}
     if args.storage_class:
         volume["storageClass"] = args.storage_class
@@ -67,13 +70,22 @@ def redis_values(args: CacheArgs) -> dict[str, Any]:
                 # A master cut off from every replica stops taking writes instead of diverging.
                 "min-replicas-to-write": 1 if replicated else 0,
             },
-            "resources": machine_resources(size),
+            "resources": shares.server,
         },
-        "sentinel": {"port": SENTINEL_PORT, "quorum": size.instances // 2 + 1},
+        "sentinel": {"port": SENTINEL_PORT, "quorum": quorum, "resources": shares.helper},
+        "splitBrainDetection": {"resources": shares.helper},
+        "init": {"resources": shares.helper},
+        # Voluntary disruptions (drains, upgrades) never take more than a Sentinel minority:
+        # with one instance that means none, so draining its node needs a deliberate delete.
+        "podDisruptionBudget": {"minAvailable": quorum},
         "persistentVolume": volume,
         "hardAntiAffinity": replicated,
         "haproxy": {"enabled": False},
-        "exporter": {"enabled": args.monitoring, "serviceMonitor": {"enabled": args.monitoring}},
+        "exporter": {
+            "enabled": args.monitoring,
+            "resources": shares.helper,
+            "serviceMonitor": {"enabled": args.monitoring},
+        },
     }
 
 

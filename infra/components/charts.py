@@ -19,7 +19,7 @@ class ChartRef:
 
 
 CLOUDNATIVE_PG = ChartRef("https://cloudnative-pg.github.io/charts", "cloudnative-pg", "0.26.0")
-NATS = ChartRef("https://nats-io.github.io/k8s/helm/charts/", "nats", "1.3.7")
+NATS = ChartRef("https://nats-io.github.io/k8s/helm/charts/", "nats", "2.14.2")
 # DandyDeveloper's redis-ha (the maintained successor of stable/redis-ha): see infra/README.md
 # for why we chose it over Bitnami and the operators.
-REDIS_HA = ChartRef("https://dandydeveloper.github.io/charts", "redis-ha", "4.33.7")
+REDIS_HA = ChartRef("https://dandydeveloper.github.io/charts", "redis-ha", "4.39.0")

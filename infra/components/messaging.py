@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 
 from acoustid_stack.sizing import Profile, byte_quantity
 from components.charts import NATS
-from components.kube import disk_quantity, machine_resources, service_host
+from components.kube import disk_quantity, pod_shares, service_host
 
 CLIENT_PORT = 4222
 MONITOR_PORT = 8222
@@ -35,7 +35,10 @@ class MessagingArgs:
 def nats_values(args: MessagingArgs) -> dict[str, Any]:
     """Values of the NATS chart for ``args``' profile."""
     size = args.profile.component("nats")
+    quorum = size.instances // 2 + 1
     jetstream = args.profile.derived.jetstream
+    # Beside the server: the config reloader, and the exporter when monitoring is on.
+    shares = pod_shares(size, helpers=2 if args.monitoring else 1)
     pvc: dict[str, Any] = {"enabled": True, "size": disk_quantity(size)}
     if args.storage_class:
         pvc["storageClassName"] = args.storage_class
@@ -59,15 +62,23 @@ def nats_values(args: MessagingArgs) -> dict[str, Any]:
             "monitor": {"enabled": True, "port": MONITOR_PORT},
         },
         "service": {"ports": {"monitor": {"enabled": True}}},
-        "container": {"merge": {"resources": machine_resources(size)}},
+        "container": {"resources": shares.server},
+        "reloader": {"merge": {"resources": shares.helper}},
         # One server per node: a node failure costs one JetStream replica, never the quorum.
         "podTemplate": {
             "topologySpreadConstraints": {
                 "kubernetes.io/hostname": {"maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"}
             }
         },
-        "promExporter": {"enabled": args.monitoring, "podMonitor": {"enabled": args.monitoring}},
+        "promExporter": {
+            "enabled": args.monitoring,
+            "merge": {"resources": shares.helper},
+            "podMonitor": {"enabled": args.monitoring},
+        },
         "natsBox": {"enabled": False},
+        # The chart's PDB allows one pod down; keep a JetStream majority instead (one server
+        # alone: none may go, draining its node needs a deliberate delete).
+        "podDisruptionBudget": {"merge": {"spec": {"maxUnavailable": size.instances - quorum}}},
     }
 
 
