@@ -13,7 +13,7 @@ try:
 except ImportError:  # a dependency everywhere but Windows
     uvloop = None  # type: ignore[assignment]
 
-from prometheus_client import start_http_server
+from acoustid_stack.progress import Heartbeat, start_health_server
 
 T = TypeVar("T")
 
@@ -37,10 +37,12 @@ async def until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
 def serve_until_signalled(
     run: Callable[[asyncio.Event], Awaitable[None]],
     *,
+    heartbeat: Heartbeat,
     metrics_address: tuple[str, int] | None = None,
 ) -> None:
     """Run `run(stop)`; the first SIGTERM/SIGINT sets `stop`, so the service finishes the work
-    in hand and returns. Prometheus metrics are served on (host, port) when given."""
+    in hand and returns. Prometheus metrics (`/metrics`) and the `heartbeat` the service's
+    loop beats (`/_health`) are served on (host, port) when given."""
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -50,7 +52,7 @@ def serve_until_signalled(
         await run(stop)
 
     if metrics_address:
-        start_http_server(metrics_address[1], addr=metrics_address[0])
+        start_health_server(*metrics_address, heartbeat)
     # uvloop, as the api runs under uvicorn: every database statement and index request waits
     # on a socket, and each wait costs less CPU (measured: ~15 % less per SQLAlchemy statement)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop if uvloop else None) as runner:

@@ -6,13 +6,17 @@ the capability's own `serve` function.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from acoustid_stack.config.context import settings_from_context
 from acoustid_stack.logging_setup import configure_logging
 from acoustid_stack.worker.consumer import DEFAULT_BATCH
+
+F = TypeVar("F", bound=Callable[..., object])
 
 
 @click.group()
@@ -68,6 +72,17 @@ def _metrics_address(host: str, port: int) -> tuple[str, int] | None:
     return (host, port) if port else None
 
 
+def _health_max_age(default: float) -> Callable[[F], F]:
+    return click.option(
+        "--health-max-age",
+        type=click.FloatRange(1, 86400),
+        default=default,
+        show_default=True,
+        help="Seconds without a turn of the main loop after which /_health (on the metrics "
+        "port) answers 503.",
+    )
+
+
 @run.command("cron")
 @click.option(
     "--retry-interval",
@@ -78,8 +93,18 @@ def _metrics_address(host: str, port: int) -> tuple[str, int] | None:
 )
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True)
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
+# a job may run for minutes (stats over big tables, pruning in batches): a limit well beyond
+# that, so a slow job is never killed halfway and retried forever
+@_health_max_age(1800.0)
 @click.pass_context
-def cron(ctx: click.Context, retry_interval: float, metrics_port: int, metrics_host: str) -> None:
+def cron(
+    ctx: click.Context,
+    *,
+    retry_interval: float,
+    metrics_port: int,
+    metrics_host: str,
+    health_max_age: float,
+) -> None:
     """Leader-elected periodic jobs; run as many as you like, one is active."""
     from acoustid_stack.cron.service import serve  # noqa: PLC0415
 
@@ -89,6 +114,7 @@ def cron(ctx: click.Context, retry_interval: float, metrics_port: int, metrics_h
         settings,
         retry_interval=retry_interval,
         metrics_address=_metrics_address(metrics_host, metrics_port),
+        health_max_age=health_max_age,
     )
 
 
@@ -110,9 +136,18 @@ def cron(ctx: click.Context, retry_interval: float, metrics_port: int, metrics_h
 )
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True)
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
+# a fetch returns within 1 s and a batch imports in seconds; an index search or a database
+# statement that hangs is what this catches
+@_health_max_age(300.0)
 @click.pass_context
 def worker(
-    ctx: click.Context, batch: int, ack_wait: float, metrics_port: int, metrics_host: str
+    ctx: click.Context,
+    *,
+    batch: int,
+    ack_wait: float,
+    metrics_port: int,
+    metrics_host: str,
+    health_max_age: float,
 ) -> None:
     """Import submissions from the JetStream stream; run as many as you like."""
     from acoustid_stack.worker.consumer import ConsumerOptions  # noqa: PLC0415
@@ -124,6 +159,7 @@ def worker(
         settings,
         options=ConsumerOptions.with_ack_wait(ack_wait, batch=batch),
         metrics_address=_metrics_address(metrics_host, metrics_port),
+        health_max_age=health_max_age,
     )
 
 

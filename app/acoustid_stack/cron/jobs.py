@@ -24,6 +24,7 @@ from acoustid_stack.cron.snapshots import IndexSnapshots
 from acoustid_stack.db.schema.fingerprint import fpindex_changelog, import_applied
 from acoustid_stack.submissions.databases import Databases
 from acoustid_stack.submissions.outbox import republish_lost
+from acoustid_stack.submissions.store import pending_backlog
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,16 @@ async def republish_pending(ctx: JobContext) -> object:
     if ids:
         logger.warning("re-published %d pending submissions whose message was lost", len(ids))
     return len(ids)
+
+
+async def count_pending(ctx: JobContext) -> object:
+    """The backlog for alerts and the dashboard: a growing count, or an old oldest one, is
+    an import that does not keep up or does not happen."""
+    async with ctx.databases.ingest.connect() as conn:
+        count, age = await pending_backlog(conn)
+    ctx.metrics.pending.set(count)
+    ctx.metrics.oldest_pending_age.set(age)
+    return f"{count} pending, oldest {age:.0f} s"
 
 
 async def flush_lookup_stats(ctx: JobContext) -> object:
@@ -118,6 +129,7 @@ async def _prune(ctx: JobContext, table: Table, key: Column[int], retention: tim
 
 JOBS: tuple[Job, ...] = (
     Job("republish_pending", timedelta(minutes=1), republish_pending),
+    Job("count_pending", timedelta(minutes=1), count_pending),
     Job("flush_lookup_stats", timedelta(minutes=1), flush_lookup_stats),
     Job("flush_user_agent_stats", timedelta(hours=1), flush_user_agent_stats),
     # hourly rather than upstream's daily 00:10: today's row stays fresh for the web page

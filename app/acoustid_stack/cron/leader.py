@@ -20,6 +20,8 @@ import zlib
 
 import psycopg
 
+from acoustid_stack.progress import Heartbeat
+
 logger = logging.getLogger(__name__)
 
 #: Lock key in PostgreSQL's bigint advisory-lock space (stable across versions).
@@ -40,12 +42,17 @@ class LeaderElection:
         self.retry_interval = retry_interval
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
 
-    async def wait_until_leader(self, stop: asyncio.Event) -> bool:
-        """Try the lock every `retry_interval` until held (True) or `stop` is set (False).
+    async def wait_until_leader(
+        self, stop: asyncio.Event, *, heartbeat: Heartbeat | None = None
+    ) -> bool:
+        """Try the lock every `retry_interval` until held (True) or `stop` is set (False);
+        each try beats `heartbeat`.
 
         Database errors are logged and retried: a standby outlives a PostgreSQL restart.
         """
         while not stop.is_set():
+            if heartbeat is not None:
+                heartbeat.beat()
             try:
                 if await self._try_lock():
                     return True

@@ -10,7 +10,8 @@ class CronMetrics:
     `cron_job_duration_seconds{job}`, `cron_stats_skipped_total{table}` (counter fields a
     stats flush dropped from Redis unstored: malformed, or refused by the database); per
     index shard (labelled by its URL) the newest snapshot's time and size and the failed
-    snapshot attempts."""
+    snapshot attempts; the submission backlog as the leader last counted it
+    (`acoustid_submissions_pending`, `acoustid_submissions_oldest_pending_age_seconds`)."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.leader = Gauge(
@@ -44,6 +45,16 @@ class CronMetrics:
             "cron_index_snapshot_bytes",
             "Size of the newest complete snapshot of an index shard.",
             ["shard"],
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "acoustid_submissions_pending",
+            "Submissions not imported yet, as the cron leader last counted them.",
+            registry=registry,
+        )
+        self.oldest_pending_age = Gauge(
+            "acoustid_submissions_oldest_pending_age_seconds",
+            "Age of the oldest submission not imported yet (0 when none is pending).",
             registry=registry,
         )
         self.snapshot_failures = Counter(

@@ -13,6 +13,7 @@ from acoustid_stack.cron.leader import LeaderElection
 from acoustid_stack.cron.metrics import CronMetrics
 from acoustid_stack.cron.schedule import Scheduler
 from acoustid_stack.lifecycle import serve_until_signalled, until_stopped
+from acoustid_stack.progress import Heartbeat
 from acoustid_stack.redis_client import connect_redis
 from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.connection import Reconnect, close_nats, connect_nats
@@ -31,14 +32,18 @@ async def run_cron(
     jobs: Sequence[Job] | None = None,
     retry_interval: float = 5.0,
     metrics: CronMetrics | None = None,
+    heartbeat: Heartbeat | None = None,
 ) -> None:
     """Run until `stop` is set. While leader, the lock is re-checked every `retry_interval`
     and between jobs; a leader that loses its database session stops running jobs.
     `jobs` default to those the settings switch on (`jobs_for`). NATS: waited for at start,
     reconnected forever after (`Reconnect.FOREVER`); a job that finds it away, or finds no
     stream it can create (no JetStream leader yet), fails that run and the next run retries.
+    `heartbeat` is beaten by every round of the standby's and of the leader's loop: a job
+    that never returns stops it (`/_health`).
     """
     metrics = metrics or CronMetrics()
+    heartbeat = heartbeat or Heartbeat(max_age=float("inf"))
     jobs = jobs_for(settings, metrics) if jobs is None else jobs
     nc = await until_stopped(connect_nats(settings.nats, reconnect=Reconnect.FOREVER), stop)
     if nc is None:
@@ -58,11 +63,12 @@ async def run_cron(
         )
         scheduler = Scheduler(jobs, metrics=metrics)
         logger.info("cron started; waiting for the leader lock")
-        while await election.wait_until_leader(stop):
+        while await election.wait_until_leader(stop, heartbeat=heartbeat):
             logger.info("became the cron leader")
             metrics.leader.set(1)
             scheduler.reset()
             while not stop.is_set() and await election.still_leader():
+                heartbeat.beat()
                 await scheduler.run_due(ctx)
                 wait = min(retry_interval, scheduler.seconds_until_next())
                 with contextlib.suppress(TimeoutError):
@@ -77,10 +83,19 @@ async def run_cron(
 
 
 def serve(
-    settings: Settings, *, retry_interval: float = 5.0, metrics_address: tuple[str, int] | None
+    settings: Settings,
+    *,
+    retry_interval: float = 5.0,
+    metrics_address: tuple[str, int] | None,
+    health_max_age: float,
 ) -> None:
-    """`acoustid-stack run cron`: blocks until SIGTERM or SIGINT; metrics on (host, port)."""
+    """`acoustid-stack run cron`: blocks until SIGTERM or SIGINT; metrics and `/_health`
+    (the standby's or leader's loop turned within `health_max_age` seconds) on (host, port)."""
+    heartbeat = Heartbeat(health_max_age)
     serve_until_signalled(
-        lambda stop: run_cron(settings, stop=stop, retry_interval=retry_interval),
+        lambda stop: run_cron(
+            settings, stop=stop, retry_interval=retry_interval, heartbeat=heartbeat
+        ),
+        heartbeat=heartbeat,
         metrics_address=metrics_address,
     )

@@ -121,6 +121,11 @@ class _StoreCollector(Collector):
             "wal": GaugeMetricFamily(
                 "fpindex_wal_size_bytes", "Bytes of write-ahead log on disk", labels=["index"]
             ),
+            "ready": GaugeMetricFamily(
+                "fpindex_index_ready",
+                "1 while the index serves; 0 while it loads at start or refuses as corrupt",
+                labels=["index"],
+            ),
             "corrupt": GaugeMetricFamily(
                 "fpindex_index_corrupt",
                 "1 while the index refuses to serve because its files are damaged",
@@ -129,6 +134,7 @@ class _StoreCollector(Collector):
         }
         for name, store in self._stores():
             gauges["corrupt"].add_metric([name], int(store.corruption is not None))
+            gauges["ready"].add_metric([name], int(store.ready))
             if not store.ready:
                 continue
             stats = store.stats()

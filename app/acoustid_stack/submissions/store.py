@@ -78,3 +78,13 @@ async def stale_pending_ids(
         .limit(limit)
     )
     return list((await conn.scalars(query)).all())
+
+
+async def pending_backlog(conn: AsyncConnection) -> tuple[int, float]:
+    """(pending submissions, age in seconds of the oldest, 0 when none)."""
+    oldest = func.extract("epoch", func.now() - func.min(submission.c.created))
+    query = select(func.count(), func.coalesce(oldest, 0)).select_from(
+        pending_submission.join(submission, submission.c.id == pending_submission.c.id)
+    )
+    count, age = (await conn.execute(query)).one()
+    return int(count), float(age)

@@ -42,6 +42,7 @@ from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 from acoustid_stack.config import NatsSettings
 from acoustid_stack.db.row_errors import is_row_error
 from acoustid_stack.index.interfaces import ShardUnavailableError
+from acoustid_stack.progress import Heartbeat
 from acoustid_stack.submissions.stream import ensure_stream
 from acoustid_stack.worker.interfaces import ImportOutcome
 from acoustid_stack.worker.metrics import SHARD_UNAVAILABLE, WorkerMetrics
@@ -118,6 +119,7 @@ class SubmissionConsumer:
         import_batch: ImportFunction,
         metrics: WorkerMetrics,
         options: ConsumerOptions | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self._js = js
         self._settings = settings
@@ -125,6 +127,10 @@ class SubmissionConsumer:
         self._metrics = metrics
         self._options = options or ConsumerOptions()
         self._outage = Outage(metrics=metrics)
+        # beaten once per round of `run` and of `_bind`: a fetch returns within its timeout
+        # and an outage wait within 10 s, so only a stuck round (an import or a settle that
+        # never returns) lets it age (`/_health`)
+        self._heartbeat = heartbeat or Heartbeat(max_age=float("inf"))
 
     async def ensure_consumer(self) -> None:
         """Create the durable consumer, or update it to these options (idempotent)."""
@@ -140,6 +146,7 @@ class SubmissionConsumer:
         subscription: JetStreamContext.PullSubscription | None = None
         try:
             while not stop.is_set():
+                self._heartbeat.beat()
                 if subscription is None:
                     subscription = await self._bind(stop)
                     continue
@@ -167,6 +174,7 @@ class SubmissionConsumer:
         """Stream and consumer as at start, and a pull subscription on them; waits out an
         outage; None once `stop` is set."""
         while not stop.is_set():
+            self._heartbeat.beat()
             try:
                 await ensure_stream(self._js, self._settings)
                 await self.ensure_consumer()

@@ -8,6 +8,7 @@ import logging
 from acoustid_stack.config import Settings
 from acoustid_stack.index.client import ShardedIndexClient
 from acoustid_stack.lifecycle import serve_until_signalled, until_stopped
+from acoustid_stack.progress import Heartbeat
 from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.connection import Reconnect, close_nats, connect_nats
 from acoustid_stack.submissions.databases import open_databases
@@ -24,6 +25,7 @@ async def run_worker(
     stop: asyncio.Event,
     options: ConsumerOptions | None = None,
     metrics: WorkerMetrics | None = None,
+    heartbeat: Heartbeat | None = None,
 ) -> None:
     """Import submissions until `stop` is set; the batch in hand is finished first.
 
@@ -52,6 +54,7 @@ async def run_worker(
             import_batch=importer.import_batch,
             metrics=metrics or WorkerMetrics(),
             options=options,
+            heartbeat=heartbeat,
         )
         logger.info("worker consuming %s as %s", settings.nats.stream, options.durable)
         await consumer.run(stop)
@@ -63,10 +66,17 @@ async def run_worker(
 
 
 def serve(
-    settings: Settings, *, options: ConsumerOptions, metrics_address: tuple[str, int] | None
+    settings: Settings,
+    *,
+    options: ConsumerOptions,
+    metrics_address: tuple[str, int] | None,
+    health_max_age: float,
 ) -> None:
-    """`acoustid-stack run worker`: blocks until SIGTERM or SIGINT; metrics on (host, port)."""
+    """`acoustid-stack run worker`: blocks until SIGTERM or SIGINT; metrics and `/_health`
+    (the consumer loop turned within `health_max_age` seconds) on (host, port)."""
+    heartbeat = Heartbeat(health_max_age)
     serve_until_signalled(
-        lambda stop: run_worker(settings, stop=stop, options=options),
+        lambda stop: run_worker(settings, stop=stop, options=options, heartbeat=heartbeat),
+        heartbeat=heartbeat,
         metrics_address=metrics_address,
     )
