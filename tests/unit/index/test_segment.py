@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from acoustid_stack.index.legacy import LegacySegment
 from acoustid_stack.index.memory import MemorySegment
 from acoustid_stack.index.segment import (
     BUCKET_POSTINGS,
+    FREQUENT_POSTINGS,
     HASH_SPACE,
     FileSegment,
     Layout,
@@ -204,3 +208,99 @@ def test_a_damaged_segment_file_fails_its_checksum(tmp_path: Path) -> None:
     path.write_bytes(b"junk")
     with pytest.raises(SegmentFileError):
         FileSegment.open(path)
+
+
+def skewed_postings(
+    rng: np.random.Generator, docs: int, terms: int, *, high: int, step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Postings whose term popularity follows a power law: a few terms are held by more
+    than FREQUENT_POSTINGS documents (stored apart), most by one or two."""
+    vocabulary = rng.integers(0, high // step, 4 * docs, dtype=np.uint64) * np.uint64(step)
+    ranks = np.minimum(rng.zipf(1.3, docs * terms), len(vocabulary)) - 1
+    pairs = np.unique(
+        (vocabulary[ranks] << np.uint64(32)) | np.repeat(np.arange(docs, dtype=np.uint64), terms)
+    )
+    return (pairs >> np.uint64(32)).astype(np.uint32), pairs.astype(np.uint32)
+
+
+def reference_match(
+    segment: FileSegment, terms: np.ndarray, ords: np.ndarray, query: np.ndarray, budget: np.ndarray
+) -> tuple[list[int], list[int], list[int]]:
+    """(ordinals found, sorted; postings read per term; budget left) of `segment.match`, from
+    the postings the segment was written from, one term at a time."""
+    layout = segment.layout
+    hashes = mix(terms)
+    unique, counts = np.unique(hashes, return_counts=True)
+    stored_apart = unique[counts > FREQUENT_POSTINGS]
+    frequent = set(stored_apart.tolist())
+    in_buckets = ~np.isin(hashes, stored_apart)
+    bucket_sizes = np.bincount(
+        layout.bucket_of(hashes[in_buckets]), minlength=layout.num_buckets + 1
+    )
+    found: list[int] = []
+    read: list[int] = []
+    left: list[int] = []
+    for h, allowed in zip(mix(query).tolist(), budget.tolist(), strict=True):
+        own = np.sort(ords[hashes == h])
+        kept = own[: min(len(own), allowed)]
+        found += kept.tolist()
+        left.append(allowed - len(kept))
+        if h in frequent:
+            read.append(len(kept))
+        elif allowed == 0 or h % (1 << layout.shift):
+            read.append(0)
+        else:
+            read.append(int(bucket_sizes[h >> int(layout.bucket_shift)]))
+    return sorted(found), read, left
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    docs=st.integers(1, 2000),
+    terms=st.integers(1, 40),
+    shape=st.sampled_from(["uniform32", "lowbit22", "masked28", "skewed"]),
+    budget_kind=st.sampled_from(["unlimited", "small", "mixed"]),
+)
+def test_match_agrees_with_a_term_by_term_reference_on_random_and_skewed_postings(
+    seed: int, docs: int, terms: int, shape: str, budget_kind: str
+) -> None:
+    rng = np.random.default_rng(seed)
+    high, step = {
+        "uniform32": (2**32, 1),
+        "lowbit22": (2**22, 1),
+        "masked28": (2**32, 16),
+        "skewed": (2**32, 16),
+    }[shape]
+    if shape == "skewed":
+        term_arr, ord_arr = skewed_postings(rng, docs, terms, high=high, step=step)
+    else:
+        term_arr, ord_arr = random_postings(rng, docs, terms, high=high, step=step)
+    ids = np.sort(rng.choice(2**32 - 1, docs, replace=False).astype(np.uint32) + 1)
+    # a query: terms of some documents, the most popular ones, and terms nobody holds
+    popular = np.unique(term_arr, return_counts=True)
+    query = np.unique(
+        np.concatenate(
+            [
+                term_arr[rng.integers(0, len(term_arr), 60)],
+                popular[0][np.argsort(-popular[1])[:5]],
+                rng.integers(0, high, 30, dtype=np.uint32),
+                [0, 1, high - 1],
+            ]
+        ).astype(np.uint32)
+    )
+    budget = {
+        "unlimited": np.full(len(query), 1 << 62, dtype=np.int64),
+        "small": rng.integers(0, 4, len(query)),
+        "mixed": rng.choice([0, 1, 3, 100, FREQUENT_POSTINGS + 7, 1 << 62], len(query)),
+    }[budget_kind].astype(np.int64)
+    with tempfile.TemporaryDirectory() as tmp:
+        segment = write_file_segment(Path(tmp) / "s.fpseg", ids, term_arr, ord_arr)
+        expected_found, expected_read, expected_left = reference_match(
+            segment, term_arr, ord_arr, query, budget
+        )
+        left = budget.copy()
+        found, read = segment.match(mix(query), left)
+        assert sorted(found.tolist()) == expected_found
+        assert read.tolist() == expected_read
+        assert left.tolist() == expected_left
