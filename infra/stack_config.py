@@ -11,7 +11,8 @@ Keys (all under the project's namespace, see infra/README.md):
   unless ``{enabled: false}``; with secrets ``backupAccessKeyId`` and ``backupSecretAccessKey``.
 - ``recovery``: ``{sourceServerName, targetTime, destinationPath}`` bootstraps PostgreSQL from
   the backups at that time instead of creating empty databases.
-- ``installCnpgOperator`` (default true), ``monitoring`` (default false).
+- ``installCnpgOperator``, ``installBarmanCloudPlugin``, ``installCertManager`` (each default
+  true; false when the cluster already has it), ``monitoring`` (default false).
 - ``imageTag``, ``indexImageTag``, ``postgresImage``; ``ingress``: ``{host, className, tlsSecret}``.
 - Secrets ``databasePassword``, ``redisPassword``, ``websiteSecret``: generated when unset.
 """
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from acoustid_stack.sizing import SizingError, load_sizing
 from components.app import IngressArgs
 from components.database import BackupArgs, DatabaseArgs, RecoveryArgs
+from components.operators import ClusterOperatorsArgs
 from components.stack import AcoustidStackArgs, Passwords, StorageClasses
 
 
@@ -130,7 +132,11 @@ def load_stack_args(config: pulumi.Config) -> AcoustidStackArgs:
             redis=config.get_secret("redisPassword"),
             website=config.get_secret("websiteSecret"),
         ),
-        install_cnpg_operator=_flag(config, "installCnpgOperator", default=True),
+        operators=ClusterOperatorsArgs(
+            cert_manager=_flag(config, "installCertManager", default=True),
+            cnpg_operator=_flag(config, "installCnpgOperator", default=True),
+            barman_cloud_plugin=_flag(config, "installBarmanCloudPlugin", default=True),
+        ),
         monitoring=_flag(config, "monitoring", default=False),
         image_tag=config.get("imageTag"),
         index_image_tag=config.get("indexImageTag"),

@@ -1,10 +1,11 @@
-"""``Database``: PostgreSQL on CloudNativePG — primary + streaming replicas, barman-cloud WAL
-archiving and base backups to object storage, a daily ScheduledBackup, and a point-in-time
-recovery switch for disaster recovery (DESIGN.md §8)."""
+"""``Database``: PostgreSQL on CloudNativePG — primary + streaming replicas, WAL archiving and
+base backups to object storage through the Barman Cloud plugin (an ``ObjectStore`` per
+location, the Cluster's ``plugins`` entry, a daily plugin ``ScheduledBackup``), and a
+point-in-time recovery switch that bootstraps from the plugin (DESIGN.md §8)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,9 +15,8 @@ import pulumi_kubernetes as k8s
 from acoustid_stack.config.table import DATABASES
 from acoustid_stack.sizing import Profile
 from components.appconfig import app_default
-from components.charts import CLOUDNATIVE_PG
 from components.credentials import SecretRef, password, secret
-from components.kube import disk_quantity, machine_resources, service_host
+from components.kube import disk_quantity, machine_resources, pod_shares, service_host
 
 CNPG_API = "postgresql.cnpg.io/v1"
 # The port of the -rw/-ro Services CloudNativePG creates.
@@ -24,7 +24,8 @@ POSTGRES_PORT = 5432
 # CloudNativePG's own extension-free images work: we score in the app (DESIGN.md §3) and need
 # only contrib extensions, which every PostgreSQL build ships.
 EXTENSIONS = ("pgcrypto", "intarray")
-OPERATOR_NAMESPACE = "cnpg-system"
+BARMAN_CLOUD_API = "barmancloud.cnpg.io/v1"
+BARMAN_CLOUD_PLUGIN = "barman-cloud.cloudnative-pg.io"
 # Name of the source cluster in ``externalClusters`` when recovering from a backup.
 RECOVERY_SOURCE = "origin"
 BACKUP_ACCESS_KEY = "ACCESS_KEY_ID"
@@ -83,9 +84,10 @@ class DatabaseArgs:
     cluster_name: str = "acoustid-db"
     storage_class: str | None = None
     image_name: str | None = None
-    install_operator: bool = True
     monitoring: bool = False
     password: pulumi.Input[str] | None = None
+    # The operator, its Barman Cloud plugin and cert-manager (``ClusterOperators.ready``).
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.recovery is None:
@@ -125,21 +127,6 @@ class Database(pulumi.ComponentResource):
         cluster_name = args.cluster_name
         size = args.profile.component("postgresql")
 
-        operator: list[pulumi.Resource] = []
-        if args.install_operator:
-            operator.append(
-                k8s.helm.v3.Release(
-                    f"{name}-operator",
-                    name="cnpg",
-                    chart=CLOUDNATIVE_PG.chart,
-                    version=CLOUDNATIVE_PG.version,
-                    repository_opts=CLOUDNATIVE_PG.repository_opts(),
-                    namespace=OPERATOR_NAMESPACE,
-                    create_namespace=True,
-                    opts=pulumi.ResourceOptions(parent=self),
-                )
-            )
-
         self.credentials = SecretRef(f"{cluster_name}-app", "password")
         app_password = password(f"{name}-password", given=args.password, parent=self)
         secret(
@@ -151,20 +138,39 @@ class Database(pulumi.ComponentResource):
             entries={"username": DATABASE_USER, "password": app_password},
             parent=self,
         )
-        backup_secret: list[pulumi.Resource] = []
+        # With backups, the plugin's sidecar runs in every instance pod beside PostgreSQL.
+        shares = pod_shares(size, helpers=1)
+        stores: list[pulumi.Resource] = []
         if args.backup is not None:
-            backup_secret.append(
-                secret(
-                    f"{name}-backup-credentials",
-                    name=f"{cluster_name}-backup",
-                    namespace=args.namespace,
-                    entries={
-                        BACKUP_ACCESS_KEY: args.backup.access_key_id,
-                        BACKUP_SECRET_KEY: args.backup.secret_access_key,
-                    },
-                    parent=self,
-                )
+            backup_secret = secret(
+                f"{name}-backup-credentials",
+                name=f"{cluster_name}-backup",
+                namespace=args.namespace,
+                entries={
+                    BACKUP_ACCESS_KEY: args.backup.access_key_id,
+                    BACKUP_SECRET_KEY: args.backup.secret_access_key,
+                },
+                parent=self,
             )
+            for store_name, destination_path in self._object_stores().items():
+                stores.append(
+                    k8s.apiextensions.CustomResource(
+                        f"{name}-{store_name}",
+                        api_version=BARMAN_CLOUD_API,
+                        kind="ObjectStore",
+                        metadata=k8s.meta.v1.ObjectMetaArgs(
+                            name=store_name, namespace=args.namespace
+                        ),
+                        spec={
+                            "configuration": self._object_store(destination_path),
+                            "retentionPolicy": args.backup.retention_policy,
+                            "instanceSidecarConfiguration": {"resources": shares.helper},
+                        },
+                        opts=pulumi.ResourceOptions(
+                            parent=self, depends_on=[*args.depends_on, backup_secret]
+                        ),
+                    )
+                )
 
         spec: dict[str, Any] = {
             "instances": size.instances,
@@ -172,7 +178,7 @@ class Database(pulumi.ComponentResource):
             "postgresql": {"parameters": args.profile.derived.postgresql.parameters()},
             "bootstrap": self._bootstrap(),
             "storage": {"size": disk_quantity(size)},
-            "resources": machine_resources(size),
+            "resources": shares.server if args.backup is not None else machine_resources(size),
             "affinity": {
                 "enablePodAntiAffinity": True,
                 "topologyKey": "kubernetes.io/hostname",
@@ -185,21 +191,27 @@ class Database(pulumi.ComponentResource):
         if args.image_name:
             spec["imageName"] = args.image_name
         if args.backup is not None:
-            spec["backup"] = {
-                "barmanObjectStore": self._object_store(
-                    args.backup.destination_path, args.server_name
-                ),
-                "retentionPolicy": args.backup.retention_policy,
-            }
+            spec["plugins"] = [
+                {
+                    "name": BARMAN_CLOUD_PLUGIN,
+                    "isWALArchiver": True,
+                    "parameters": {
+                        "barmanObjectName": self.backup_store,
+                        "serverName": args.server_name,
+                    },
+                }
+            ]
         if args.recovery is not None:
-            assert args.backup is not None  # checked by DatabaseArgs
             spec["externalClusters"] = [
                 {
                     "name": RECOVERY_SOURCE,
-                    "barmanObjectStore": self._object_store(
-                        args.recovery.destination_path or args.backup.destination_path,
-                        args.recovery.source_server_name,
-                    ),
+                    "plugin": {
+                        "name": BARMAN_CLOUD_PLUGIN,
+                        "parameters": {
+                            "barmanObjectName": self.recovery_store,
+                            "serverName": args.recovery.source_server_name,
+                        },
+                    },
                 }
             ]
 
@@ -212,7 +224,7 @@ class Database(pulumi.ComponentResource):
             # The name is fixed (Services derive from it): a replacement (PITR) must delete first.
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[*operator, *backup_secret],
+                depends_on=[*args.depends_on, *stores],
                 delete_before_replace=True,
             ),
         )
@@ -227,7 +239,8 @@ class Database(pulumi.ComponentResource):
                 spec={
                     "schedule": args.backup.schedule,
                     "cluster": {"name": cluster_name},
-                    "method": "barmanObjectStore",
+                    "method": "plugin",
+                    "pluginConfiguration": {"name": BARMAN_CLOUD_PLUGIN},
                     # A first base backup right away: WAL archiving alone cannot restore.
                     "immediate": True,
                     "backupOwnerReference": "self",
@@ -299,13 +312,39 @@ class Database(pulumi.ComponentResource):
             }
         }
 
-    def _object_store(self, destination_path: str, server_name: str) -> dict[str, Any]:
+    @property
+    def backup_store(self) -> str:
+        """The ObjectStore the cluster archives WAL and base backups to."""
+        return f"{self.args.cluster_name}-backups"
+
+    @property
+    def recovery_store(self) -> str:
+        """The ObjectStore a recovery reads from: the backup store unless the source's backups
+        are elsewhere."""
+        recovery = self.args.recovery
+        if recovery is None or recovery.destination_path in (None, self._backup().destination_path):
+            return self.backup_store
+        return f"{self.args.cluster_name}-origin"
+
+    def _object_stores(self) -> dict[str, str]:
+        """ObjectStore name -> destination path of every location the cluster uses."""
+        backup = self._backup()
+        stores = {self.backup_store: backup.destination_path}
+        if self.args.recovery is not None:
+            source = self.args.recovery.destination_path or backup.destination_path
+            stores[self.recovery_store] = source
+        return stores
+
+    def _backup(self) -> BackupArgs:
         backup = self.args.backup
-        assert backup is not None
+        assert backup is not None  # callers check; DatabaseArgs refuses recovery without it
+        return backup
+
+    def _object_store(self, destination_path: str) -> dict[str, Any]:
+        backup = self._backup()
         secret_name = f"{self.args.cluster_name}-backup"
         store: dict[str, Any] = {
             "destinationPath": destination_path,
-            "serverName": server_name,
             "s3Credentials": {
                 "accessKeyId": {"name": secret_name, "key": BACKUP_ACCESS_KEY},
                 "secretAccessKey": {"name": secret_name, "key": BACKUP_SECRET_KEY},

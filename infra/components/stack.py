@@ -1,9 +1,9 @@
-"""``AcoustidStack``: the whole production service in one namespace — Database, Messaging and
-Cache first, then the app wired to them."""
+"""``AcoustidStack``: the whole production service in one namespace — the cluster operators it
+needs (optional), Database, Messaging and Cache, then the app wired to them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -21,6 +21,7 @@ from components.cache import Cache, CacheArgs
 from components.credentials import SecretRef, password, secret
 from components.database import BackupArgs, Database, DatabaseArgs, RecoveryArgs
 from components.messaging import Messaging, MessagingArgs
+from components.operators import ClusterOperators, ClusterOperatorsArgs
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class AcoustidStackArgs:
     recovery: RecoveryArgs | None = None
     storage_classes: StorageClasses = StorageClasses()
     passwords: Passwords = Passwords()
-    install_cnpg_operator: bool = True
+    operators: ClusterOperatorsArgs = field(default_factory=ClusterOperatorsArgs)
     monitoring: bool = False
     image_tag: str | None = None
     index_image_tag: str | None = None
@@ -78,6 +79,9 @@ class AcoustidStack(pulumi.ComponentResource):
                 )
             )
         inside = pulumi.ResourceOptions(parent=self, depends_on=namespace)
+        operators = ClusterOperators(
+            f"{name}-operators", args.operators, pulumi.ResourceOptions(parent=self)
+        )
 
         self.database = Database(
             f"{name}-database",
@@ -88,7 +92,7 @@ class AcoustidStack(pulumi.ComponentResource):
                 recovery=args.recovery,
                 storage_class=args.storage_classes.database,
                 image_name=args.postgres_image,
-                install_operator=args.install_cnpg_operator,
+                depends_on=operators.ready,
                 monitoring=args.monitoring,
                 password=args.passwords.database,
             ),

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.deploy
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
-KUBERNETES_VERSIONS = ("1.29", "1.30", "1.31", "1.32", "1.33")
+KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33")
 # Kinds kubernetes-validate has no schema for; test_chart_crds.py validates them.
 CUSTOM_KINDS = {"ServiceMonitor"}
 SEED_LIVENESS = {

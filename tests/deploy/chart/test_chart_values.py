@@ -17,7 +17,7 @@ def good_values() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("file", ["values-minimum.yaml", "values-production.yaml"])
-@pytest.mark.parametrize("kube_version", ["v1.29.0", "v1.33.0"])
+@pytest.mark.parametrize("kube_version", ["v1.31.0", "v1.33.0"])
 def test_lint_strict_finds_nothing(file: str, kube_version: str) -> None:
     values = load_values(file, "ci/everything-on-values.yaml")
     report = helm_python.lint(CHART_DIR, values, strict=True, kube_version=kube_version)

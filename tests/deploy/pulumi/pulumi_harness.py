@@ -35,6 +35,7 @@ RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 CNPG_CLUSTER = "kubernetes:postgresql.cnpg.io/v1:Cluster"
 CNPG_SCHEDULED_BACKUP = "kubernetes:postgresql.cnpg.io/v1:ScheduledBackup"
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+OBJECT_STORE = "kubernetes:barmancloud.cnpg.io/v1:ObjectStore"
 GENERATED_PREFIX = "generated-password-of-"
 
 

@@ -7,11 +7,13 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from crd_schemas import crd_errors
+from crd_schemas import crd_errors, crd_schemas
 from pulumi_harness import (
+    BACKUP,
     CNPG_CLUSTER,
     CNPG_SCHEDULED_BACKUP,
     CRD_DIR,
+    OBJECT_STORE,
     POD_MONITOR,
     RELEASE,
     Deployment,
@@ -20,6 +22,8 @@ from pulumi_harness import (
 
 from acoustid_stack.sizing import byte_quantity, load_sizing
 from components.database import RecoveryArgs
+from components.kube import pod_shares
+from components.operators import ClusterOperatorsArgs
 from components.stack import AcoustidStackArgs
 
 pytestmark = pytest.mark.deploy
@@ -61,6 +65,18 @@ def test_cluster_storage_resources_and_parameters_come_from_the_sizing_table(
     spec = cluster_spec(deployment)
     assert spec["storage"]["size"] == byte_quantity(size.disk)
     assert spec["postgresql"]["parameters"] == profile.derived.postgresql.parameters()
+    # PostgreSQL and the plugin's sidecar share the instance's machine budget, both Guaranteed.
+    shares = pod_shares(size, helpers=1)
+    assert spec["resources"] == shares.server
+    (store,) = deployment.of_type(OBJECT_STORE)
+    assert store.inputs["spec"]["instanceSidecarConfiguration"]["resources"] == shares.helper
+    for resources in (shares.server, shares.helper):
+        assert resources["requests"] == resources["limits"]
+
+
+def test_without_backup_postgresql_gets_the_whole_budget(deploy: Deploy) -> None:
+    size = load_sizing().profile("minimum").component("postgresql")
+    spec = cluster_spec(deploy(stack_args("minimum", backup=None)))
     assert spec["resources"]["requests"] == spec["resources"]["limits"]
     assert spec["resources"]["requests"]["memory"] == byte_quantity(size.memory)
 
@@ -82,26 +98,37 @@ def test_initdb_creates_the_three_databases_with_contrib_extensions(
     ]
 
 
-def test_wal_is_archived_to_object_storage_with_a_retention_policy(
+def test_wal_is_archived_through_the_barman_cloud_plugin_with_a_retention_policy(
     deployment: Deployment,
 ) -> None:
-    backup = cluster_spec(deployment)["backup"]
-    store = backup["barmanObjectStore"]
-    assert store["destinationPath"] == "s3://acoustid-backups/test"
-    assert store["endpointURL"] == "https://objects.example.org"
-    assert store["serverName"] == "acoustid-db"
-    assert store["s3Credentials"]["accessKeyId"] == {
+    (plugin,) = cluster_spec(deployment)["plugins"]
+    assert plugin == {
+        "name": "barman-cloud.cloudnative-pg.io",
+        "isWALArchiver": True,
+        "parameters": {"barmanObjectName": "acoustid-db-backups", "serverName": "acoustid-db"},
+    }
+    # The deprecated in-tree barmanObjectStore is gone.
+    assert "backup" not in cluster_spec(deployment)
+    (store,) = deployment.of_type(OBJECT_STORE)
+    assert store.inputs["metadata"]["name"] == "acoustid-db-backups"
+    spec = store.inputs["spec"]
+    assert spec["configuration"]["destinationPath"] == "s3://acoustid-backups/test"
+    assert spec["configuration"]["endpointURL"] == "https://objects.example.org"
+    assert spec["configuration"]["s3Credentials"]["accessKeyId"] == {
         "name": "acoustid-db-backup",
         "key": "ACCESS_KEY_ID",
     }
-    assert backup["retentionPolicy"] == "30d"
+    assert spec["retentionPolicy"] == "30d"
     assert deployment.outputs["backup_location"] == "s3://acoustid-backups/test/acoustid-db"
 
 
-def test_a_base_backup_is_scheduled_daily_and_taken_at_once(deployment: Deployment) -> None:
+def test_a_plugin_base_backup_is_scheduled_daily_and_taken_at_once(
+    deployment: Deployment,
+) -> None:
     spec = deployment.one(CNPG_SCHEDULED_BACKUP).inputs["spec"]
     assert spec["cluster"] == {"name": "acoustid-db"}
-    assert spec["method"] == "barmanObjectStore"
+    assert spec["method"] == "plugin"
+    assert spec["pluginConfiguration"] == {"name": "barman-cloud.cloudnative-pg.io"}
     assert spec["immediate"] is True
     seconds, minute, hour, day, month, weekday = spec["schedule"].split()
     assert (day, month, weekday) == ("*", "*", "*")
@@ -110,12 +137,13 @@ def test_a_base_backup_is_scheduled_daily_and_taken_at_once(deployment: Deployme
 
 def test_without_backup_there_is_no_archive_and_no_scheduled_backup(deploy: Deploy) -> None:
     deployment = deploy(stack_args("minimum", backup=None))
-    assert "backup" not in cluster_spec(deployment)
+    assert "plugins" not in cluster_spec(deployment)
     assert deployment.of_type(CNPG_SCHEDULED_BACKUP) == []
+    assert deployment.of_type(OBJECT_STORE) == []
     assert deployment.outputs["backup_location"] == ""
 
 
-def test_recovery_bootstraps_from_the_backups_at_the_target_time(deploy: Deploy) -> None:
+def test_recovery_bootstraps_from_the_plugin_at_the_target_time(deploy: Deploy) -> None:
     backup = stack_args("production").backup
     assert backup is not None
     recovery = RecoveryArgs(source_server_name="acoustid-db", target_time="2026-10-01T12:00:00Z")
@@ -131,10 +159,39 @@ def test_recovery_bootstraps_from_the_backups_at_the_target_time(deploy: Deploy)
     assert spec["bootstrap"]["recovery"]["source"] == "origin"
     assert spec["bootstrap"]["recovery"]["recoveryTarget"] == {"targetTime": "2026-10-01T12:00:00Z"}
     (source,) = spec["externalClusters"]
-    assert source["name"] == "origin"
-    assert source["barmanObjectStore"]["serverName"] == "acoustid-db"
-    # The restored cluster archives to a fresh folder, never over its source.
-    assert spec["backup"]["barmanObjectStore"]["serverName"] == "acoustid-db-2"
+    assert source == {
+        "name": "origin",
+        "plugin": {
+            "name": "barman-cloud.cloudnative-pg.io",
+            "parameters": {"barmanObjectName": "acoustid-db-backups", "serverName": "acoustid-db"},
+        },
+    }
+    # The restored cluster archives to a fresh folder of the same store, never over its source.
+    assert spec["plugins"][0]["parameters"] == {
+        "barmanObjectName": "acoustid-db-backups",
+        "serverName": "acoustid-db-2",
+    }
+
+
+def test_recovery_from_another_location_gets_its_own_object_store(deploy: Deploy) -> None:
+    recovery = RecoveryArgs(
+        source_server_name="acoustid-db",
+        target_time="2026-10-01T12:00:00Z",
+        destination_path="s3://old-bucket/acoustid",
+    )
+    deployment = deploy(
+        stack_args("minimum", recovery=recovery, backup=replace(BACKUP, server_name="new"))
+    )
+    stores = {
+        store.inputs["metadata"]["name"]: store.inputs["spec"]["configuration"]["destinationPath"]
+        for store in deployment.of_type(OBJECT_STORE)
+    }
+    assert stores == {
+        "acoustid-db-backups": "s3://acoustid-backups/test",
+        "acoustid-db-origin": "s3://old-bucket/acoustid",
+    }
+    (source,) = cluster_spec(deployment)["externalClusters"]
+    assert source["plugin"]["parameters"]["barmanObjectName"] == "acoustid-db-origin"
 
 
 def test_recovery_into_the_source_folder_is_refused(deploy: Deploy) -> None:
@@ -148,11 +205,24 @@ def test_recovery_target_without_time_zone_is_refused() -> None:
         RecoveryArgs(source_server_name="acoustid-db", target_time="2026-10-01 12:00:00")
 
 
-def test_operator_is_optional(deploy: Deploy, production: Deployment) -> None:
-    assert production.release("cloudnative-pg").inputs["namespace"] == "cnpg-system"
-    without = deploy(stack_args("production", install_cnpg_operator=False))
-    charts = [release.inputs["chart"] for release in without.of_type(RELEASE)]
-    assert "cloudnative-pg" not in charts
+def test_operators_are_installed_in_order_and_each_is_optional(
+    deploy: Deploy, production: Deployment
+) -> None:
+    releases = {r.inputs["chart"]: r for r in production.of_type(RELEASE)}
+    assert releases["cloudnative-pg"].inputs["namespace"] == "cnpg-system"
+    # The plugin must run in the operator's namespace and needs cert-manager's certificates.
+    assert releases["plugin-barman-cloud"].inputs["namespace"] == "cnpg-system"
+    assert releases["cert-manager"].inputs["namespace"] == "cert-manager"
+    assert releases["cert-manager"].values == {"crds": {"enabled": True}}
+    for chart in ("cloudnative-pg", "plugin-barman-cloud", "cert-manager"):
+        assert releases[chart].parent_type == "acoustid:operators:ClusterOperators"
+    none = ClusterOperatorsArgs(cert_manager=False, cnpg_operator=False, barman_cloud_plugin=False)
+    without = deploy(stack_args("production", operators=none))
+    charts = {release.inputs["chart"] for release in without.of_type(RELEASE)}
+    assert charts.isdisjoint({"cloudnative-pg", "plugin-barman-cloud", "cert-manager"})
+    only_cnpg = deploy(stack_args("production", operators=replace(none, cnpg_operator=True)))
+    assert {r.inputs["chart"] for r in only_cnpg.of_type(RELEASE)} >= {"cloudnative-pg"}
+    assert "cert-manager" not in {r.inputs["chart"] for r in only_cnpg.of_type(RELEASE)}
 
 
 def test_pod_monitor_only_when_monitoring_is_on(deploy: Deploy, production: Deployment) -> None:
@@ -165,7 +235,9 @@ def test_pod_monitor_only_when_monitoring_is_on(deploy: Deploy, production: Depl
 # --------------------------------------------------------------------------- CRD schemas
 
 
-@pytest.mark.parametrize("resource_type", [CNPG_CLUSTER, CNPG_SCHEDULED_BACKUP, POD_MONITOR])
+@pytest.mark.parametrize(
+    "resource_type", [CNPG_CLUSTER, CNPG_SCHEDULED_BACKUP, OBJECT_STORE, POD_MONITOR]
+)
 def test_custom_resources_match_their_crd_schemas(deploy: Deploy, resource_type: str) -> None:
     if not CRD_DIR.is_dir():
         pytest.skip(f"CRD schemas not found at {CRD_DIR} (only CI and developers have them)")
@@ -175,8 +247,9 @@ def test_custom_resources_match_their_crd_schemas(deploy: Deploy, resource_type:
         stack_args("production", monitoring=True),
         stack_args("minimum", monitoring=True, recovery=recovery),
     ):
-        manifest = deploy(args).one(resource_type).manifest()
-        assert crd_errors(manifest) == [], f"{resource_type} would be rejected or pruned"
+        for resource in deploy(args).of_type(resource_type):
+            manifest = resource.manifest()
+            assert crd_errors(manifest) == [], f"{resource.name} would be rejected or pruned"
 
 
 def test_the_crd_check_reports_a_field_the_api_server_would_prune() -> None:
@@ -190,3 +263,13 @@ def test_the_crd_check_reports_a_field_the_api_server_would_prune() -> None:
         "spec": {"schedule": "0 0 3 * * *", "cluster": {"name": "db"}, "immediatly": True},
     }
     assert crd_errors(manifest) == ["spec.immediatly: not in the schema (pruned)"]
+
+
+def test_postgresql_keeps_the_operators_disruption_budgets(deployment: Deployment) -> None:
+    """CloudNativePG creates the Cluster's PDBs itself (primary: minAvailable 1; replicas: all
+    but one), which keeps a primary and a replica of three up; the spec must not turn them off."""
+    if not CRD_DIR.is_dir():
+        pytest.skip(f"CRD schemas not found at {CRD_DIR} (only CI and developers have them)")
+    schema = crd_schemas()[("postgresql.cnpg.io/v1", "Cluster")]
+    assert schema["properties"]["spec"]["properties"]["enablePDB"]["default"] is True
+    assert cluster_spec(deployment).get("enablePDB", True) is True

@@ -14,6 +14,7 @@ from pulumi_harness import (
     INFRA,
     PROJECT,
     RANDOM_PASSWORD,
+    RELEASE,
     REPO,
     SECRET,
     Deployment,
@@ -83,6 +84,7 @@ def test_components_have_the_acoustid_type_tokens(production: Deployment) -> Non
         "acoustid:messaging:Messaging",
         "acoustid:cache:Cache",
         "acoustid:app:AcoustidApp",
+        "acoustid:operators:ClusterOperators",
     }
 
 
@@ -157,6 +159,19 @@ def test_recovery_into_the_archive_it_reads_names_the_key() -> None:
     message = config_error({**BASE_CONFIG, "recovery": recovery})
     assert message.startswith("acoustid-stack:recovery:")
     assert "serverName" in message
+
+
+def test_cluster_wide_parts_can_be_left_to_the_cluster() -> None:
+    deployment = run_main(
+        {
+            **BASE_CONFIG,
+            "installCertManager": "false",
+            "installBarmanCloudPlugin": "false",
+        }
+    )
+    charts = {release.inputs["chart"] for release in deployment.of_type(RELEASE)}
+    assert "cloudnative-pg" in charts
+    assert charts.isdisjoint({"cert-manager", "plugin-barman-cloud"})
 
 
 def test_backup_can_be_switched_off_explicitly() -> None:

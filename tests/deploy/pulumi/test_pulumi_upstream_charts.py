@@ -1,4 +1,5 @@
-"""The NATS and redis-ha releases rendered from the real upstream charts at the pinned versions,
+"""The third-party releases (NATS, redis-ha, CloudNativePG, its Barman Cloud plugin,
+cert-manager) rendered from the real upstream charts at the pinned versions,
 with exactly the values the program passes (both profiles, monitoring off and on): every key is
 known to the chart, every object validates strictly for the supported Kubernetes range, every
 pod is Guaranteed, the intended settings reach the objects, PDBs keep quorum, and the app is
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 from crd_schemas import crd_errors, is_custom
-from pulumi_harness import CRD_DIR, PROFILES, Deployment, Registered, deploy_stack, stack_args
+from pulumi_harness import CRD_DIR, PROFILES, Deployment, deploy_stack, stack_args
 from upstream_charts import (
     CHARTS_DIR,
     chart_defaults,
@@ -22,7 +23,14 @@ from upstream_charts import (
 )
 
 from acoustid_stack.sizing import byte_quantity, load_sizing
-from components.charts import NATS, REDIS_HA, ChartRef
+from components.charts import (
+    BARMAN_CLOUD,
+    CERT_MANAGER,
+    CLOUDNATIVE_PG,
+    NATS,
+    REDIS_HA,
+    ChartRef,
+)
 from components.kube import pod_shares
 
 pytestmark = [
@@ -37,7 +45,15 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 # Operator 1.30 of CloudNativePG supports Kubernetes 1.31 to 1.33: the range we support.
 KUBERNETES_VERSIONS = ("1.31", "1.33")
-CHARTS: dict[str, ChartRef] = {"nats": NATS, "redis-ha": REDIS_HA}
+CHARTS: dict[str, ChartRef] = {
+    "nats": NATS,
+    "redis-ha": REDIS_HA,
+    "cloudnative-pg": CLOUDNATIVE_PG,
+    "plugin-barman-cloud": BARMAN_CLOUD,
+    "cert-manager": CERT_MANAGER,
+}
+# The charts whose pods hold our data (the operators' pods are stateless).
+STATEFUL = {"nats": "nats", "redis-ha": "redis"}
 # Maps of the charts' values.yaml that are free-form by design: container resources, the NATS
 # chart's merge patches (Kubernetes objects, validated once rendered), redis.conf directives.
 FREE_FORM: dict[str, frozenset[str]] = {
@@ -61,8 +77,12 @@ FREE_FORM: dict[str, frozenset[str]] = {
             "podDisruptionBudget",
         }
     ),
+    "cloudnative-pg": frozenset(),
+    "plugin-barman-cloud": frozenset(),
+    "cert-manager": frozenset(),
 }
 VARIANTS = [(profile, monitoring) for profile in PROFILES for monitoring in (False, True)]
+OPERATOR_VARIANT = ("production", False)
 
 
 @pytest.fixture(scope="module")
@@ -81,23 +101,21 @@ def renders(
         (profile, monitoring, chart): render_release(deployment.release(chart))
         for (profile, monitoring), deployment in deployments.items()
         for chart in CHARTS
+        if chart in STATEFUL or (profile, monitoring) == OPERATOR_VARIANT
     }
 
 
-def variants() -> list[Any]:
+def variants(stateful_only: bool = False) -> list[Any]:
+    """Each stateful chart per profile and monitoring switch; each operator chart once (the
+    program passes them the same values whatever the profile)."""
     return [
         pytest.param(
             profile, monitoring, chart, id=f"{chart}-{profile}-{'mon' if monitoring else 'plain'}"
         )
         for profile, monitoring in VARIANTS
         for chart in CHARTS
+        if chart in STATEFUL or (not stateful_only and (profile, monitoring) == OPERATOR_VARIANT)
     ]
-
-
-def release(
-    deployments: dict[tuple[str, bool], Deployment], profile: str, chart: str
-) -> Registered:
-    return deployments[(profile, False)].release(chart)
 
 
 @pytest.mark.parametrize(("profile", "monitoring", "chart"), variants())
@@ -138,14 +156,14 @@ def test_every_rendered_object_validates_strictly(
             kubernetes_validate.validate(obj, version, strict=True)
 
 
-@pytest.mark.parametrize(("profile", "monitoring", "chart"), variants())
+@pytest.mark.parametrize(("profile", "monitoring", "chart"), variants(stateful_only=True))
 def test_every_pod_is_guaranteed_and_fits_its_machine_share(
     renders: dict[tuple[str, bool, str], list[dict[str, Any]]],
     profile: str,
     monitoring: bool,
     chart: str,
 ) -> None:
-    component = {"nats": "nats", "redis-ha": "redis"}[chart]
+    component = STATEFUL[chart]
     size = load_sizing().profile(profile).component(component)
     pods = list(pod_templates(renders[(profile, monitoring, chart)]))
     assert [obj["kind"] for obj, _ in pods] == ["StatefulSet"]
@@ -245,7 +263,7 @@ def test_redis_settings_reach_the_statefulset_and_its_config(
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-@pytest.mark.parametrize("chart", sorted(CHARTS))
+@pytest.mark.parametrize("chart", sorted(STATEFUL))
 def test_every_stateful_workload_has_a_pdb_that_keeps_quorum(
     renders: dict[tuple[str, bool, str], list[dict[str, Any]]], profile: str, chart: str
 ) -> None:
@@ -280,7 +298,7 @@ def test_every_host_the_app_is_given_is_a_service_of_those_charts(
             f"{obj['metadata']['name']}.{deployment.release(chart).inputs['namespace']}.svc",
             port["port"],
         )
-        for chart in CHARTS
+        for chart in STATEFUL
         for obj in renders[(profile, False, chart)]
         if obj["kind"] == "Service"
         for port in obj["spec"]["ports"]

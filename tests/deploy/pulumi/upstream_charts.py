@@ -7,6 +7,7 @@ objects: value keys the chart does not know (Helm ignores them silently), QoS cl
 
 from __future__ import annotations
 
+import re
 import tarfile
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,9 @@ from components.charts import ChartRef
 
 CHARTS_DIR = REPO.parent / "shared" / "charts"
 HOOK = "helm.sh/hook"
+# How Helm splits a template's output into objects (releaseutil.SplitManifests): cert-manager's
+# templates emit "---# comment", which a YAML stream parser refuses.
+MANIFEST_SEPARATOR = re.compile(r"(?:^|\s*\n)---\s*")
 
 
 def chart_archive(ref: ChartRef) -> str:
@@ -56,8 +60,8 @@ def render_release(release: Registered) -> list[dict[str, Any]]:
         doc
         for path, text in sorted(manifests.items())
         if not path.endswith(".txt")
-        for doc in yaml.safe_load_all(text)
-        if doc
+        for part in MANIFEST_SEPARATOR.split(text)
+        if (doc := yaml.safe_load(part))
     ]
     return [obj for obj in objects if not _is_test_hook(obj)]
 
