@@ -83,6 +83,17 @@ def test_build_context_leaves_out_tests_git_and_secrets(context: set[str]) -> No
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
+def test_builds_with_buildkits_built_in_frontend(name: str) -> None:
+    """A `# syntax=` directive makes BuildKit pull its frontend image from a registry first:
+    without one reachable, the build fails before the first instruction."""
+    for line in (DOCKER_DIR / name).read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        directive = line.removeprefix("#").strip().split("=", 1)[0].strip().lower()
+        assert directive != "syntax", f"{name}: {line}"
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
 def test_image_runs_as_uid_1000(name: str) -> None:
     users = [ins.value[0] for ins in final_stage(parse_dockerfile(name)) if ins.cmd == "USER"]
     assert users, f"{name} runs as root"
