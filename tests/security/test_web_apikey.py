@@ -123,3 +123,32 @@ def test_one_address_creates_at_most_the_configured_keys_per_hour(
 
     assert statuses == [201, 201, 429]
     assert applications_named(migrated, name) == 2
+
+
+def test_behind_a_trusted_proxy_the_limit_counts_each_forwarded_client(
+    migrated: Settings,
+) -> None:
+    """Behind the chart's ingress every request came from the ingress controller: one
+    budget for all clients. [web] trusted_proxies reads the client from X-Forwarded-For
+    as the api does, and only from those proxies."""
+    settings = dataclasses.replace(
+        migrated,
+        web=dataclasses.replace(migrated.web, apikeys_per_hour=1, trusted_proxies=["10.0.0.0/8"]),
+    )
+    name = f"proxied-{secrets.token_hex(4)}"
+
+    def post(client: TestClient, forwarded_for: str) -> int:
+        headers = SAME_ORIGIN | {"X-Forwarded-For": forwarded_for}
+        return client.post("/apikey", data=form(name), headers=headers).status_code
+
+    with TestClient(create_app(settings), client=("10.1.2.3", 40000)) as ingress:
+        assert post(ingress, "198.51.100.1") == 201
+        assert post(ingress, "198.51.100.1") == 429
+        assert post(ingress, "198.51.100.2") == 201
+        # a client's own X-Forwarded-For text sits left of the address the proxy appended
+        assert post(ingress, "203.0.113.50, 198.51.100.1") == 429
+    with TestClient(create_app(settings), client=("192.0.2.9", 40000)) as direct:
+        assert post(direct, "198.51.100.3") == 201
+        # not a trusted proxy: its header is ignored and the peer's budget is spent
+        assert post(direct, "198.51.100.4") == 429
+    assert applications_named(migrated, name) == 3

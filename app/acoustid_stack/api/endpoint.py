@@ -22,9 +22,9 @@ from acoustid_stack.api import errors
 from acoustid_stack.api.errors import ApiError
 from acoustid_stack.api.metrics import ApiMetrics
 from acoustid_stack.api.params import MalformedBody, Params, read_params
-from acoustid_stack.api.proxies import TrustedProxies
 from acoustid_stack.api.ratelimit import RateLimiter
 from acoustid_stack.api.render import JSON_FORMAT, OutputFormat, render_error, render_ok
+from acoustid_stack.proxies import TrustedProxies
 
 logger = logging.getLogger(__name__)
 
@@ -135,12 +135,10 @@ class EndpointRunner:
 
     def _client_of(self, request: Request) -> Client:
         peer = request.client.host if request.client else ""
-        # every X-Forwarded-For line counts, as if one comma-separated list
-        forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
         proto = request.headers.get("x-forwarded-proto", "").strip().lower()
         forwarded_https = proto == "https" and self._proxies.trusts(peer)
         return Client(
-            ip=self._proxies.client_ip(peer, forwarded),
+            ip=self._proxies.client_of(request),
             user_agent=request.headers.get("user-agent", ""),
             secure=request.url.scheme == "https" or forwarded_https,
         )

@@ -166,11 +166,12 @@ class ServerSettings:
     workers: int
     limit_concurrency: int
     timeout_keep_alive: int
+    trusted_proxies: list[str]
 
 
 @dataclass(frozen=True)
 class ApiSettings(ServerSettings):
-    trusted_proxies: list[str]
+    pass
 
 
 @dataclass(frozen=True)

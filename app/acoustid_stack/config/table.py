@@ -315,6 +315,14 @@ KEYS: Final[tuple[Key, ...]] = (
     ),
     Key(
         "web",
+        "trusted_proxies",
+        NetworkList(),
+        "",
+        "Networks (CIDR) of the reverse proxies in front of the website, as [api] "
+        "trusted_proxies: the client address /apikey's per-address limit counts.",
+    ),
+    Key(
+        "web",
         "apikeys_per_hour",
         Integer(1, 1_000_000),
         "10",

@@ -16,6 +16,7 @@ from acoustid_stack.config import Settings, load_settings
 from acoustid_stack.config.loader import CONFIG_ENV
 from acoustid_stack.http_limits import BoundedHttpToolsProtocol
 from acoustid_stack.logging_setup import configure_logging
+from acoustid_stack.proxies import TrustedProxies
 from acoustid_stack.redis_client import connect_redis
 from acoustid_stack.response_headers import ResponseHeaders
 from acoustid_stack.sizing import PROCESS_CONNECTIONS
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = app.state
         state.settings = settings
+        state.proxies = TrustedProxies(settings.web.trusted_proxies)
         state.templates = Jinja2Templates(directory=TEMPLATES)
         state.databases = open_databases(
             settings.database, pool_size=PROCESS_CONNECTIONS["web"].engine
@@ -101,4 +103,6 @@ def serve(settings: Settings, *, config_path: str | None) -> None:
         limit_concurrency=settings.web.limit_concurrency,
         timeout_keep_alive=settings.web.timeout_keep_alive,
         log_config=None,  # our logging setup, not uvicorn's
+        # forwarded headers count from [web] trusted_proxies only, in the app (proxies.py)
+        proxy_headers=False,
     )

@@ -55,12 +55,12 @@ async def apikey(request: Request) -> Response:
         new = NewApplication.from_form(form)
     except InvalidApplication as exc:
         return _render(request, "apikey.html", {"form": form, "error": str(exc)}, 400)
-    # uvicorn puts the forwarded address here for trusted proxies only; X-Forwarded-For
-    # itself is written by the client and would let anyone skip the limit
+    # behind [web] trusted_proxies (the chart's ingress) the forwarded client, else the peer:
+    # X-Forwarded-For from anyone else is the client's own text and would skip the limit
     allowed = await creation_allowed(
         state.redis,
         key_prefix=state.settings.redis.key_prefix,
-        client_ip=request.client.host if request.client else "",
+        client_ip=state.proxies.client_of(request),
         per_hour=state.settings.web.apikeys_per_hour,
     )
     if not allowed:

@@ -1,4 +1,4 @@
-"""Who the client is when reverse proxies stand in front (`[api] trusted_proxies`).
+"""Who the client is when reverse proxies stand in front (`[api]`/`[web] trusted_proxies`).
 
 X-Forwarded-For is whatever the client wrote plus one address per proxy, appended on the
 right. Only the part our own proxies appended can be believed, so the chain is read from the
@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from typing import Final
+
+from starlette.requests import HTTPConnection
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -42,6 +44,12 @@ class TrustedProxies:
                 break
             current = hop
         return str(current)
+
+    def client_of(self, request: HTTPConnection) -> str:
+        """The client's address of a request: its peer and every X-Forwarded-For line, read
+        as if one comma-separated list."""
+        peer = request.client.host if request.client else ""
+        return self.client_ip(peer, ",".join(request.headers.getlist("x-forwarded-for")))
 
     def _trusted(self, address: _Address) -> bool:
         return any(address in network for network in self._networks)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from acoustid_stack.api.proxies import UNKNOWN_PEER, TrustedProxies
+from acoustid_stack.proxies import UNKNOWN_PEER, TrustedProxies
 
 PROXIES = TrustedProxies(["10.0.0.0/8", "fd00::/8"])
 
