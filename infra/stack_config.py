@@ -14,7 +14,8 @@ Keys (all under the project's namespace, see infra/README.md):
 - ``installCnpgOperator``, ``installBarmanCloudPlugin``, ``installCertManager`` (each default
   true; false when the cluster already has it), ``monitoring`` (default false).
 - ``imageTag``, ``indexImageTag``, ``postgresImage``; ``ingress``: ``{host, className, tlsSecret}``.
-- Secrets ``databasePassword``, ``redisPassword``, ``websiteSecret``: generated when unset.
+- Secrets ``databasePassword``, ``redisPassword``, ``natsPassword``, ``websiteSecret``: generated
+  when unset.
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ def load_stack_args(config: pulumi.Config) -> AcoustidStackArgs:
         passwords=Passwords(
             database=config.get_secret("databasePassword"),
             redis=config.get_secret("redisPassword"),
+            nats=config.get_secret("natsPassword"),
             website=config.get_secret("websiteSecret"),
         ),
         operators=ClusterOperatorsArgs(

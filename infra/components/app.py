@@ -42,6 +42,13 @@ class CacheConnection:
 
 
 @dataclass(frozen=True)
+class MessagingConnection:
+    servers: pulumi.Input[list[str]]
+    user: str
+    credentials: SecretRef
+
+
+@dataclass(frozen=True)
 class IngressArgs:
     host: str
     class_name: str | None = None
@@ -58,7 +65,7 @@ class AcoustidAppArgs:
     profile: Profile
     database: DatabaseConnection
     cache: CacheConnection
-    nats_servers: pulumi.Input[list[str]]
+    messaging: MessagingConnection
     website_secret: SecretRef
     release_name: str = "acoustid"
     image_tag: str | None = None
@@ -86,7 +93,11 @@ def app_values(args: AcoustidAppArgs) -> dict[str, Any]:
             "sentinelMaster": cache.sentinel_master,
             "auth": _existing_secret(cache.credentials),
         },
-        "nats": {"servers": args.nats_servers},
+        "nats": {
+            "servers": args.messaging.servers,
+            "user": args.messaging.user,
+            "auth": _existing_secret(args.messaging.credentials),
+        },
         "website": {"auth": _existing_secret(args.website_secret)},
         "serviceMonitor": {"enabled": args.monitoring},
     }

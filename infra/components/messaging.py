@@ -1,5 +1,6 @@
 """``Messaging``: NATS with JetStream from the official NATS chart — a cluster of the profile's
-instances (3 in production), file-backed streams on PVCs sized from the table, monitoring port.
+instances (3 in production), file-backed streams on PVCs sized from the table, monitoring port,
+clients authenticated by user and password (the password from a Secret, never in a ConfigMap).
 
 The ``SUBMISSIONS`` stream itself is created by the app at start (``ensure_stream``) with the
 replicas the chart value ``nats.streamReplicas`` carries (R3 on three nodes), so stream settings
@@ -16,11 +17,16 @@ import pulumi_kubernetes as k8s
 
 from acoustid_stack.sizing import Profile, byte_quantity
 from components.charts import NATS
+from components.credentials import SecretRef, password, secret
 from components.kube import disk_quantity, pod_shares, service_host
 
 CLIENT_PORT = 4222
 MONITOR_PORT = 8222
 STORE_DIR = "/data"
+# The app's NATS user ([nats] user); Ansible's nats_user is the same.
+NATS_USER = "acoustid"
+# Environment variable of the NATS container that holds the password (nats.conf reads it).
+PASSWORD_ENV = "NATS_PASSWORD"  # noqa: S105 -- a variable name, not a secret
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,11 @@ class MessagingArgs:
     release_name: str = "acoustid-nats"
     storage_class: str | None = None
     monitoring: bool = False
+    password: pulumi.Input[str] | None = None
+
+    @property
+    def credentials(self) -> SecretRef:
+        return SecretRef(self.release_name, "password")
 
 
 def nats_values(args: MessagingArgs) -> dict[str, Any]:
@@ -60,9 +71,24 @@ def nats_values(args: MessagingArgs) -> dict[str, Any]:
                 },
             },
             "monitor": {"enabled": True, "port": MONITOR_PORT},
+            # The chart unquotes << >>: nats.conf gets `$NATS_PASSWORD`, resolved from the
+            # container's environment at start, so the ConfigMap holds no password.
+            "merge": {"authorization": {"user": NATS_USER, "password": f"<< ${PASSWORD_ENV} >>"}},
         },
         "service": {"ports": {"monitor": {"enabled": True}}},
-        "container": {"resources": shares.server},
+        "container": {
+            "resources": shares.server,
+            "env": {
+                PASSWORD_ENV: {
+                    "valueFrom": {
+                        "secretKeyRef": {
+                            "name": args.credentials.name,
+                            "key": args.credentials.key,
+                        }
+                    }
+                }
+            },
+        },
         "reloader": {"merge": {"resources": shares.helper}},
         # One server per node: a node failure costs one JetStream replica, never the quorum.
         "podTemplate": {
@@ -83,15 +109,29 @@ def nats_values(args: MessagingArgs) -> dict[str, Any]:
 
 
 class Messaging(pulumi.ComponentResource):
-    """The NATS release. Outputs: ``servers`` (client URLs) and ``monitor_url``."""
+    """The NATS release and its password Secret. Outputs: ``servers`` (client URLs),
+    ``monitor_url``, ``user`` and ``credentials``."""
 
     servers: pulumi.Output[list[str]]
     monitor_url: pulumi.Output[str]
+    user: str
+    credentials: SecretRef
 
     def __init__(
         self, name: str, args: MessagingArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("acoustid:messaging:Messaging", name, None, opts)
+        self.user = NATS_USER
+        self.credentials = args.credentials
+        credentials = secret(
+            f"{name}-credentials",
+            name=args.credentials.name,
+            namespace=args.namespace,
+            entries={
+                args.credentials.key: password(f"{name}-password", given=args.password, parent=self)
+            },
+            parent=self,
+        )
         self.release = k8s.helm.v3.Release(
             f"{name}-nats",
             name=args.release_name,
@@ -100,10 +140,16 @@ class Messaging(pulumi.ComponentResource):
             repository_opts=NATS.repository_opts(),
             namespace=args.namespace,
             values=nats_values(args),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials]),
         )
         # The release name is the chart's fullname (fullnameOverride), hence the Service name.
         host = self.release.name.apply(lambda _: service_host(args.release_name, args.namespace))
         self.servers = host.apply(lambda h: [f"nats://{h}:{CLIENT_PORT}"])
         self.monitor_url = host.apply(lambda h: f"http://{h}:{MONITOR_PORT}")
-        self.register_outputs({"servers": self.servers, "monitor_url": self.monitor_url})
+        self.register_outputs(
+            {
+                "servers": self.servers,
+                "monitor_url": self.monitor_url,
+                "credentials_secret": self.credentials.name,
+            }
+        )

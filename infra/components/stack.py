@@ -15,6 +15,7 @@ from components.app import (
     CacheConnection,
     DatabaseConnection,
     IngressArgs,
+    MessagingConnection,
 )
 from components.appconfig import app_default
 from components.cache import Cache, CacheArgs
@@ -40,6 +41,7 @@ class Passwords:
 
     database: pulumi.Input[str] | None = None
     redis: pulumi.Input[str] | None = None
+    nats: pulumi.Input[str] | None = None
     website: pulumi.Input[str] | None = None
 
 
@@ -105,6 +107,7 @@ class AcoustidStack(pulumi.ComponentResource):
                 profile=args.profile,
                 storage_class=args.storage_classes.messaging,
                 monitoring=args.monitoring,
+                password=args.passwords.nats,
             ),
             inside,
         )
@@ -150,7 +153,11 @@ class AcoustidStack(pulumi.ComponentResource):
                     sentinel_master=self.cache.sentinel_master,
                     credentials=self.cache.credentials,
                 ),
-                nats_servers=self.messaging.servers,
+                messaging=MessagingConnection(
+                    servers=self.messaging.servers,
+                    user=self.messaging.user,
+                    credentials=self.messaging.credentials,
+                ),
                 website_secret=website,
                 image_tag=args.image_tag,
                 index_image_tag=args.index_image_tag,
@@ -170,6 +177,7 @@ class AcoustidStack(pulumi.ComponentResource):
             "redis_credentials_secret": self.cache.credentials.name,
             "nats_servers": self.messaging.servers,
             "nats_monitor_url": self.messaging.monitor_url,
+            "nats_credentials_secret": self.messaging.credentials.name,
             "website_secret": website.name,
             "backup_location": self.database.backup_location,
             "sizing_profile": args.profile.name,

@@ -60,8 +60,13 @@ def test_release_points_at_the_component_services_and_secrets(production: Deploy
     assert values["redis"]["sentinelMaster"] == "acoustid"
     assert values["redis"]["auth"]["existingSecret"] == outputs["redis_credentials_secret"]
     assert values["nats"]["servers"] == ["nats://acoustid-nats.acoustid.svc:4222"]
+    assert values["nats"]["user"] == "acoustid"
+    assert values["nats"]["auth"] == {
+        "existingSecret": outputs["nats_credentials_secret"],
+        "existingSecretKey": "password",
+    }
     assert values["website"]["auth"]["existingSecret"] == outputs["website_secret"]
-    for section in ("database", "redis", "website"):
+    for section in ("database", "redis", "nats", "website"):
         assert "password" not in values[section]["auth"]
 
 

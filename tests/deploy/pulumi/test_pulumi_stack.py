@@ -32,7 +32,7 @@ BASE_CONFIG = {
     "backupAccessKeyId": "config-access-key-id",
     "backupSecretAccessKey": "config-secret-access-key",
 }
-SECRET_KEYS = ("backupAccessKeyId", "backupSecretAccessKey", "databasePassword")
+SECRET_KEYS = ("backupAccessKeyId", "backupSecretAccessKey", "databasePassword", "natsPassword")
 
 
 def pulumi_config(values: dict[str, Any]) -> dict[str, str]:
@@ -89,7 +89,8 @@ def test_components_have_the_acoustid_type_tokens(production: Deployment) -> Non
 
 
 def test_generated_passwords_are_secret_and_absent_from_outputs(deployment: Deployment) -> None:
-    assert len(deployment.of_type(RANDOM_PASSWORD)) == 3
+    # database, redis, nats, website
+    assert len(deployment.of_type(RANDOM_PASSWORD)) == 4
     secrets = deployment.of_type(SECRET)
     assert secrets
     for secret in secrets:
@@ -107,14 +108,22 @@ def test_generated_passwords_are_secret_and_absent_from_outputs(deployment: Depl
 
 
 def test_program_exports_urls_and_service_names_from_stack_config() -> None:
-    deployment = run_main({**BASE_CONFIG, "databasePassword": "from-config"})
+    deployment = run_main(
+        {**BASE_CONFIG, "databasePassword": "from-config", "natsPassword": "nats-from-config"}
+    )
     outputs = deployment.outputs
     assert outputs["api_url"] == "http://acoustid-api.acoustid.svc:5000"
     assert outputs["database_rw_host"] == "acoustid-db-rw.acoustid.svc"
     assert outputs["backup_location"] == "s3://acoustid-backups/prod/acoustid-db"
     assert len(outputs["redis_sentinels"]) == 3
+    assert outputs["nats_credentials_secret"] == "acoustid-nats"
     # A password given as secret config replaces the generated one and stays secret.
     assert len(deployment.of_type(RANDOM_PASSWORD)) == 2
+    (nats_secret,) = [
+        s for s in deployment.of_type(SECRET) if s.inputs["metadata"]["name"] == "acoustid-nats"
+    ]
+    assert nats_secret.inputs["stringData"] == {"password": "nats-from-config"}
+    assert not list(plain_strings(nats_secret.raw_inputs["stringData"]))
     exported = json.dumps(outputs)
     for value in ("from-config", "config-secret-access-key", "config-access-key-id"):
         assert value not in exported

@@ -7,6 +7,7 @@ wired to Services the charts create."""
 
 from __future__ import annotations
 
+import configparser
 import re
 from typing import Any
 
@@ -14,10 +15,12 @@ import pytest
 from crd_schemas import crd_errors, is_custom
 from pulumi_harness import CRD_DIR, PROFILES, Deployment, deploy_stack, stack_args
 from upstream_charts import (
+    CHART_DIR,
     CHARTS_DIR,
     chart_defaults,
     pod_templates,
     qos_class,
+    render_chart,
     render_release,
     unknown_keys,
 )
@@ -64,6 +67,8 @@ FREE_FORM: dict[str, frozenset[str]] = {
             "promExporter.merge",
             "podDisruptionBudget.merge",
             "podTemplate.topologySpreadConstraints",
+            "config.merge",
+            "container.env",
         }
     ),
     "redis-ha": frozenset(
@@ -286,10 +291,32 @@ def test_every_stateful_workload_has_a_pdb_that_keeps_quorum(
     assert always_up >= quorum
 
 
+@pytest.fixture(scope="module")
+def app_renders(deployments: dict[tuple[str, bool], Deployment]) -> dict[str, list[dict[str, Any]]]:
+    """Our chart rendered with the values of the program's release, per profile."""
+    return {
+        profile: render_chart(CHART_DIR, deployments[(profile, False)].release("acoustid-stack"))
+        for profile in PROFILES
+    }
+
+
+def _app_conf(objects: list[dict[str, Any]]) -> configparser.ConfigParser:
+    # The running pods' ConfigMap (the migration hook has its own copy).
+    (config_map,) = [
+        o
+        for o in objects
+        if "acoustid.conf" in o.get("data", {}) and not o["metadata"].get("annotations")
+    ]
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read_string(config_map["data"]["acoustid.conf"])
+    return conf
+
+
 @pytest.mark.parametrize("profile", PROFILES)
-def test_every_host_the_app_is_given_is_a_service_of_those_charts(
+def test_every_host_in_acoustid_conf_is_a_service_of_those_charts(
     deployments: dict[tuple[str, bool], Deployment],
     renders: dict[tuple[str, bool, str], list[dict[str, Any]]],
+    app_renders: dict[str, list[dict[str, Any]]],
     profile: str,
 ) -> None:
     deployment = deployments[(profile, False)]
@@ -303,12 +330,51 @@ def test_every_host_the_app_is_given_is_a_service_of_those_charts(
         if obj["kind"] == "Service"
         for port in obj["spec"]["ports"]
     }
-    app = deployment.release("acoustid-stack").values
+    conf = _app_conf(app_renders[profile])
     endpoints = [
-        *app["redis"]["sentinels"],
-        *(url.split("://")[1] for url in app["nats"]["servers"]),
+        *conf["redis"]["sentinels"].split(","),
+        *(url.split("://")[1] for url in conf["nats"]["servers"].split(",")),
     ]
     assert len(endpoints) == load_sizing().profile(profile).component("redis").instances + 1
     for endpoint in endpoints:
         host, port = endpoint.rsplit(":", 1)
         assert (host, int(port)) in services, f"{endpoint} is no Service of the NATS/Redis charts"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_nats_requires_the_password_the_app_reads_from_the_same_secret(
+    renders: dict[tuple[str, bool, str], list[dict[str, Any]]],
+    app_renders: dict[str, list[dict[str, Any]]],
+    profile: str,
+) -> None:
+    objects = renders[(profile, False, "nats")]
+    nats_conf = _one(objects, "ConfigMap")["data"]["nats.conf"]
+    # The password is an environment reference, never the value, in the ConfigMap.
+    assert re.search(r'"password": \$NATS_PASSWORD\b', nats_conf), nats_conf
+    user = re.search(r'"authorization": \{[^}]*"user": "([^"]+)"', nats_conf)
+    assert user is not None
+    (server,) = [
+        c
+        for c in _one(objects, "StatefulSet")["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "nats"
+    ]
+    (env,) = [e for e in server["env"] if e["name"] == "NATS_PASSWORD"]
+    server_secret = env["valueFrom"]["secretKeyRef"]
+
+    app = app_renders[profile]
+    assert _app_conf(app)["nats"]["user"] == user.group(1)
+    api = next(
+        o for o in app if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-api")
+    )
+    spec = api["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    (password_file,) = [e for e in container["env"] if e["name"] == "ACOUSTID_NATS_PASSWORD_FILE"]
+    (secrets,) = [v for v in spec["volumes"] if v["name"] == "secrets"]
+    file_name = password_file["value"].rsplit("/", 1)[1]
+    sources = [
+        (source["secret"]["name"], item["key"])
+        for source in secrets["projected"]["sources"]
+        for item in source["secret"]["items"]
+        if item["path"] == file_name
+    ]
+    assert sources == [(server_secret["name"], server_secret["key"])]

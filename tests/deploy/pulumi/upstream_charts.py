@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import tarfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -18,6 +19,7 @@ from pulumi_harness import REPO, Registered
 from components.charts import ChartRef
 
 CHARTS_DIR = REPO.parent / "shared" / "charts"
+CHART_DIR = REPO / "charts" / "acoustid-stack"
 HOOK = "helm.sh/hook"
 # How Helm splits a template's output into objects (releaseutil.SplitManifests): cert-manager's
 # templates emit "---# comment", which a YAML stream parser refuses.
@@ -44,12 +46,18 @@ def integral(value: Any) -> Any:
 
 
 def render_release(release: Registered) -> list[dict[str, Any]]:
-    """The objects ``helm install`` of ``release`` creates (test hooks excluded: a Pulumi
-    release never runs them)."""
+    """The objects ``helm install`` of a third-party ``release`` creates (test hooks excluded:
+    a Pulumi release never runs them)."""
+    ref = ChartRef("", release.inputs["chart"], release.inputs["version"])
+    return render_chart(Path(chart_archive(ref)), release)
+
+
+def render_chart(chart_path: Path, release: Registered) -> list[dict[str, Any]]:
+    """The objects ``helm install`` of the chart at ``chart_path`` with ``release``'s inputs
+    creates."""
     import helm_python
 
-    ref = ChartRef("", release.inputs["chart"], release.inputs["version"])
-    with helm_python.Chart.load(chart_archive(ref)) as chart:
+    with helm_python.Chart.load(chart_path) as chart:
         manifests = chart.render(
             integral(release.values),
             name=release.inputs["name"],
