@@ -87,3 +87,21 @@ def test_only_api_and_web_accept_traffic_from_the_ingress_namespace(rendered: Re
     }
     expected = {"api", "web"} if rendered.values.get("web", {}).get("enabled", True) else {"api"}
     assert open_to_ingress == expected
+
+
+def test_every_stateful_pod_is_guaranteed_and_has_a_disruption_budget(rendered: Rendered) -> None:
+    """Index shards hold data: node pressure must evict them last (Guaranteed QoS: every
+    container, init ones too, with cpu and memory limits and requests equal to them), and a
+    drain must not take a shard down behind the PDB's back."""
+    budgets = rendered.of_kind("PodDisruptionBudget")
+    statefulsets = rendered.of_kind("StatefulSet")
+    assert statefulsets
+    for obj in statefulsets:
+        where = f"StatefulSet {obj['metadata']['name']}"
+        spec = obj["spec"]["template"]["spec"]
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            resources = container.get("resources", {})
+            limits = resources.get("limits", {})
+            assert {"cpu", "memory"} <= limits.keys(), where
+            assert {**limits, **resources.get("requests", {})} == limits, where
+        assert any(selects(b["spec"]["selector"], pod_labels(obj)) for b in budgets), where
