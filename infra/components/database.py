@@ -25,6 +25,7 @@ POSTGRES_PORT = 5432
 # only contrib extensions, which every PostgreSQL build ships.
 EXTENSIONS = ("pgcrypto", "intarray")
 BARMAN_CLOUD_API = "barmancloud.cnpg.io/v1"
+WAIT_FOR = "pulumi.com/waitFor"
 BARMAN_CLOUD_PLUGIN = "barman-cloud.cloudnative-pg.io"
 # Name of the source cluster in ``externalClusters`` when recovering from a backup.
 RECOVERY_SOURCE = "origin"
@@ -219,7 +220,14 @@ class Database(pulumi.ComponentResource):
             f"{name}-cluster",
             api_version=CNPG_API,
             kind="Cluster",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=cluster_name, namespace=args.namespace),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=cluster_name,
+                namespace=args.namespace,
+                # Pulumi waits until the operator reports the cluster Ready (primary accepting
+                # connections), so everything depending on the Database — the app release and
+                # its pre-install migration Job — starts only then.
+                annotations={WAIT_FOR: "condition=Ready"},
+            ),
             spec=spec,
             # The name is fixed (Services derive from it): a replacement (PITR) must delete first.
             opts=pulumi.ResourceOptions(

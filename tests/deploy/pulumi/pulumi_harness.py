@@ -74,6 +74,8 @@ class Registered:
     name: str
     urn: str
     raw_inputs: dict[str, Any]
+    # URNs of the resources it waits for (depends_on on a component expands to its children).
+    dependencies: tuple[str, ...] = ()
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -132,6 +134,19 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}, None
 
 
+class RecordingMonitor(MockMonitor):
+    """The mock monitor, also recording each registration's dependencies."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.dependencies: dict[str, tuple[str, ...]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        self.dependencies[response.urn] = tuple(request.dependencies)
+        return response
+
+
 def run_program(
     build: Callable[[], dict[str, Any]],
     *,
@@ -157,7 +172,7 @@ def _run(
     secret_keys: list[str] | None,
 ) -> Deployment:
     mocks = RecordingMocks()
-    monitor = MockMonitor(mocks)
+    monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(config or {}, secret_keys)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="test", preview=False, monitor=monitor)
     captured: dict[str, tuple[Any, bool]] = {}
@@ -178,6 +193,7 @@ def _run(
             name=urn.split("::")[-1],
             urn=urn,
             raw_inputs=dict(registration.state or {}),
+            dependencies=monitor.dependencies.get(urn, ()),
         )
         for urn, registration in monitor.get_registered_resources().items()
     ]

@@ -10,6 +10,7 @@ import pulumi
 import pytest
 import yaml
 from pulumi_harness import (
+    CNPG_CLUSTER,
     GENERATED_PREFIX,
     INFRA,
     PROJECT,
@@ -196,3 +197,21 @@ def test_example_stack_files_deploy_their_profile(stack: str) -> None:
     deployment = run_main({**values, **secrets})
     assert deployment.outputs["sizing_profile"] == stack
     assert deployment.outputs["backup_location"].startswith("s3://acoustid-backups/")
+
+
+def test_the_app_waits_for_a_ready_database_and_the_nats_and_redis_releases(
+    production: Deployment,
+) -> None:
+    """The app chart's pre-install migration Job must not start before PostgreSQL accepts
+    connections: Pulumi waits for the Cluster's Ready condition, and the release waits for it
+    and for the NATS and Redis releases (which Helm installs with --wait)."""
+    cluster = production.one(CNPG_CLUSTER)
+    assert cluster.inputs["metadata"]["annotations"] == {"pulumi.com/waitFor": "condition=Ready"}
+    app = production.release("acoustid-stack")
+    for waited in (cluster, production.release("nats"), production.release("redis-ha")):
+        assert waited.urn in app.dependencies, f"the app release does not wait for {waited.name}"
+        assert waited.inputs.get("skipAwait") in (None, False)
+    plugin = production.release("plugin-barman-cloud")
+    assert plugin.urn in cluster.dependencies
+    assert production.release("cert-manager").urn in plugin.dependencies
+    assert production.release("cloudnative-pg").urn in plugin.dependencies
