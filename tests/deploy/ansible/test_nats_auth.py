@@ -19,6 +19,7 @@ import nats
 import pytest
 
 from acoustid_stack.config import load_settings
+from acoustid_stack.local.binaries import require_binary
 from acoustid_stack.submissions.connection import Reconnect, connect_nats
 
 from .deployment import PLAYBOOKS
@@ -105,7 +106,13 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
 def nats_server(rendered: Rendered) -> Iterator[str]:
     """nats-server running the rendered configuration (on loopback, whatever it says)."""
     process = subprocess.Popen(
-        ["nats-server", "-c", str(rendered.folder / "nats-server.conf"), "-a", "127.0.0.1"],
+        [
+            str(require_binary("nats-server")),
+            "-c",
+            str(rendered.folder / "nats-server.conf"),
+            "-a",
+            "127.0.0.1",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -8,7 +8,10 @@ wired to Services the charts create."""
 from __future__ import annotations
 
 import configparser
+import os
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +28,7 @@ from upstream_charts import (
     unknown_keys,
 )
 
+from acoustid_stack.local.binaries import require_binary
 from acoustid_stack.sizing import byte_quantity, load_sizing
 from components.charts import (
     BARMAN_CLOUD,
@@ -238,6 +242,27 @@ def test_nats_settings_reach_the_statefulset_and_its_config(
     assert f'"max_file_store": {byte_quantity(jetstream.max_file_store)}' in conf
     assert f'"max_memory_store": {byte_quantity(jetstream.max_memory_store)}' in conf
     assert ('"cluster"' in conf) is (size.instances > 1)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_real_nats_server_accepts_the_rendered_configuration(
+    renders: dict[tuple[str, bool, str], list[dict[str, Any]]], profile: str, tmp_path: Path
+) -> None:
+    """nats.conf as the chart renders it (sizes like ``400Gi``, ``$NATS_PASSWORD``) parses in
+    the server itself; the pod's environment provides the variables."""
+    conf = tmp_path / "nats.conf"
+    conf.write_text(_one(renders[(profile, False, "nats")], "ConfigMap")["data"]["nats.conf"])
+    env = {"PATH": os.environ["PATH"], "SERVER_NAME": "acoustid-nats-0", "NATS_PASSWORD": "x"}
+    checked = subprocess.run(
+        [str(require_binary("nats-server")), "-c", str(conf), "-t"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "is valid" in checked.stdout + checked.stderr
 
 
 @pytest.mark.parametrize("profile", PROFILES)
