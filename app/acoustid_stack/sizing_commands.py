@@ -133,7 +133,10 @@ def _derived_table(profile: sizing_table.Profile) -> Table:
         (name, "postgresql connections per pod, max", str(count))
         for name, count in derived.connections.items()
     ]
-    rows += [("redis", key, value) for key, value in derived.redis.directives().items()]
+    rows += [
+        ("redis", key, sizing_table.format_bytes(int(value)) if key == "maxmemory" else value)
+        for key, value in derived.redis.directives().items()
+    ]
     rows += [
         (
             "nats",

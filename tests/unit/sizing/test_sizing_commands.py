@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,10 @@ def test_show_prints_the_machines_totals_and_derived_settings(
         "1..2 replicas",
     ):
         assert expected in out
+    # sizes in human units only; no words from how the table was written
+    assert "805306368" not in out
+    assert re.search(r"maxmemory\s+│\s+768M", out)
+    assert "seed" not in out
 
 
 def test_export_helm_writes_the_values_file(
