@@ -212,7 +212,22 @@ def test_every_http_service_has_its_healthcheck_checked(resolved: dict[str, Any]
         for name, service in our_services(resolved)
         if "acoustid-healthcheck" in service.get("healthcheck", {}).get("test", [])
     }
-    assert probed == set(APPS)
+    assert probed == set(APPS) | set(LOOP_SERVICES)
+
+
+# Services without an HTTP app: /_health on the metrics port their command opens.
+LOOP_SERVICES = ("worker", "cron")
+
+
+@pytest.mark.parametrize("name", LOOP_SERVICES)
+def test_loop_services_are_probed_on_their_metrics_port(
+    name: str, resolved: dict[str, Any]
+) -> None:
+    """`up --wait` refuses a service whose healthcheck is disabled (issue 16)."""
+    service = resolved["services"][name]
+    command = service["command"]
+    port = int(command[command.index("--metrics-port") + 1])
+    assert healthcheck_url(service) == (port, "/_health")
 
 
 def test_api_is_probed_on_its_liveness_endpoint(resolved: dict[str, Any]) -> None:
