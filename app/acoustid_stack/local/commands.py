@@ -28,8 +28,8 @@ STATE_COLOURS = {"running": "green", "starting": "yellow", "backoff": "red", "fa
 data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=default_data_dir,
-    show_default="the user's data folder",
+    default=default_data_dir(),
+    show_default=True,
     help="Folder holding every service's data; a second `up` resumes from it.",
 )
 
@@ -61,11 +61,25 @@ def status_table(statuses: list[ServiceStatus] | list[dict[str, object]]) -> Tab
 )
 @click.option(
     "--profile",
+    type=click.Choice(sorted(load_sizing().profiles)),
     default=None,
-    help="Apply this sizing profile's PostgreSQL/Redis settings, scaled to this machine.",
+    help="Apply this sizing profile's PostgreSQL/Redis settings, scaled to this machine "
+    "(details: `acoustid-stack sizing show`).",
 )
-@click.option("--api-workers", type=click.IntRange(1, 64), default=2, show_default=True)
-@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option(
+    "--api-workers",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="api server processes (each answers lookups and submissions).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Worker processes importing submissions from NATS.",
+)
 @click.option(
     "--demo",
     is_flag=True,
@@ -81,8 +95,6 @@ def up(
     demo: bool,
 ) -> None:
     """Run the whole service on this machine until Ctrl-C (or `acoustid-stack down`)."""
-    if profile is not None:
-        load_sizing().profile(profile)  # an unknown profile fails before anything starts
     options = StackOptions(
         data_dir=data_dir.resolve(),
         use_system_services=use_system_services,
