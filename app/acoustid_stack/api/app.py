@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -66,12 +67,16 @@ class Resources:
     redis: Redis
     index: FingerprintIndex
     publisher: SubmissionPublisher
+    lookup_stats: LookupStats
 
     @classmethod
     def open(cls, settings: Settings, *, index: FingerprintIndex | None = None) -> Resources:
         """Everything connects lazily (NATS: in the background from the lifespan's start), so
         this never blocks nor fails on a down service."""
         pools = PROCESS_CONNECTIONS["api"]
+        # No retries: redis-py's default retries with backoff for seconds, which would
+        # turn a Redis outage into seconds of latency on every request, not failing open.
+        redis = connect_redis(settings.redis, timeout=REDIS_TIMEOUT_SECONDS, retries=0)
         rw = settings.database
         ro = replace(rw, app=rw.app_ro, fingerprint=rw.fingerprint_ro, ingest=rw.ingest_ro)
         # Probes get connections of their own: a saturated api still answers them in time
@@ -82,11 +87,10 @@ class Resources:
             health=health,
             health_ro=health if ro == rw else open_databases(ro, pool_size=pools.health_engine),
             fingerprint_reader=Reader(rw.fingerprint_ro, max_size=pools.reader),
-            # No retries: redis-py's default retries with backoff for seconds, which would
-            # turn a Redis outage into seconds of latency on every request, not failing open.
-            redis=connect_redis(settings.redis, timeout=REDIS_TIMEOUT_SECONDS, retries=0),
+            redis=redis,
             index=index or ShardedIndexClient.from_settings(settings),
             publisher=SubmissionPublisher(settings=settings.nats),
+            lookup_stats=LookupStats(redis=redis, key_prefix=settings.redis.key_prefix),
         )
 
     async def close(self) -> None:
@@ -137,10 +141,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        counting = asyncio.create_task(resources.lookup_stats.run())
         try:
             await resources.publisher.start()
             yield
         finally:
+            resources.lookup_stats.stop()
+            await counting  # the last counts reach Redis before it is closed
             await resources.close()
 
     return Starlette(
@@ -200,7 +207,7 @@ def lookup_routes(
             redis=resources.redis,
             key_prefix=settings.redis.key_prefix,
         ),
-        stats=LookupStats(redis=resources.redis, key_prefix=settings.redis.key_prefix),
+        stats=resources.lookup_stats,
         metrics=metrics,
         return_metadata=settings.website.search_return_metadata,
     )

@@ -4,8 +4,10 @@ Redis layout (reference §4.3), under the configured key prefix, 256 partitions 
 - `lookups:<xx>` field `YYYY-MM-DD:HH:<application_id>:<hit|miss>` → count
 - `ua:<xx>` field `YYYY-MM-DD:<application_id>:<quoted user agent>:<quoted ip>` → count
 
-The api calls `record_lookup` / `record_user_agent`; Redis errors there are the caller's to
-ignore (stats never fail a lookup). Cron flushes: read a partition, add the counts to the
+The api counts in-process and adds its counts to these fields every second
+(`api.stats.LookupStats`, with `lookup_counter` / `user_agent_counter`); `record_lookup` /
+`record_user_agent` count one at once. Redis errors there are the caller's to handle (stats
+never fail a lookup). Cron flushes: read a partition, add the counts to the
 database and commit, then subtract exactly what was read from Redis (HINCRBY −n), so lookups
 counted during the flush are kept. A crash between commit and subtract counts one batch
 twice; subtracting first could lose it instead, and losing is worse for billing-like stats.
@@ -50,13 +52,33 @@ def _partition(key_prefix: str, kind: str, field: str) -> str:
     return f"{key_prefix}{kind}:{zlib.crc32(field.encode()) % PARTITIONS:02x}"
 
 
+def lookup_counter(
+    key_prefix: str, *, application_id: int, hit: bool, moment: datetime
+) -> tuple[str, str]:
+    """(hash key, field) counting lookups of an application in `moment`'s hour (api side)."""
+    field = f"{moment:%Y-%m-%d:%H}:{application_id}:{'hit' if hit else 'miss'}"
+    return _partition(key_prefix, "lookups", field), field
+
+
+def user_agent_counter(
+    key_prefix: str, *, application_id: int, user_agent: str, ip: str, moment: datetime
+) -> tuple[str, str]:
+    """(hash key, field) counting requests of an application from a user agent and address on
+    `moment`'s day (api side); both are cut to their `text_limits`, so a field stays small
+    whatever the request sent."""
+    agent = quote(user_agent[: text_limits.USER_AGENT], safe="")
+    address = quote(ip[: text_limits.IP], safe="")
+    field = f"{moment:%Y-%m-%d}:{application_id}:{agent}:{address}"
+    return _partition(key_prefix, "ua", field), field
+
+
 async def record_lookup(
     redis: Redis, *, key_prefix: str, application_id: int, hit: bool, now: datetime | None = None
 ) -> None:
-    """Count one lookup of an application in the current hour (api side)."""
+    """Count one lookup of an application in the current hour."""
     moment = now or datetime.now(UTC)
-    field = f"{moment:%Y-%m-%d:%H}:{application_id}:{'hit' if hit else 'miss'}"
-    await redis.hincrby(_partition(key_prefix, "lookups", field), field, 1)
+    key, field = lookup_counter(key_prefix, application_id=application_id, hit=hit, moment=moment)
+    await redis.hincrby(key, field, 1)
 
 
 async def record_user_agent(
@@ -68,13 +90,15 @@ async def record_user_agent(
     ip: str,
     now: datetime | None = None,
 ) -> None:
-    """Count one request of an application from a user agent and address today (api side);
-    both are cut to their `text_limits`, so a field stays small whatever the request sent."""
-    moment = now or datetime.now(UTC)
-    agent = quote(user_agent[: text_limits.USER_AGENT], safe="")
-    address = quote(ip[: text_limits.IP], safe="")
-    field = f"{moment:%Y-%m-%d}:{application_id}:{agent}:{address}"
-    await redis.hincrby(_partition(key_prefix, "ua", field), field, 1)
+    """Count one request of an application from a user agent and address today."""
+    key, field = user_agent_counter(
+        key_prefix,
+        application_id=application_id,
+        user_agent=user_agent,
+        ip=ip,
+        moment=now or datetime.now(UTC),
+    )
+    await redis.hincrby(key, field, 1)
 
 
 @dataclass(frozen=True)
