@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -101,16 +100,13 @@ class LookupHandler:
         hits = sum(1 for matches in searches if matches)
         self._metrics.lookup_searches.inc(len(searches))
         self._metrics.lookup_matches.inc(hits)
-        # counting (Redis) and metadata (database) are independent: wait for both at once
-        _, results = await asyncio.gather(
-            self._stats.record(
-                application_id=call.application_id,
-                hit=any(found for found in per_query),
-                user_agent=call.client.user_agent,
-                ip=call.client.ip,
-            ),
-            self._with_metadata(call.meta, per_query),
+        self._stats.record(
+            application_id=call.application_id,
+            hit=any(found for found in per_query),
+            user_agent=call.client.user_agent,
+            ip=call.client.ip,
         )
+        results = await self._with_metadata(call.meta, per_query)
         if not call.batch:
             return {"results": results[0]}
         return {
@@ -185,14 +181,14 @@ class LookupHandler:
     async def _track_metadata(
         self, meta: MetaRequest, track_ids: set[int]
     ) -> dict[int, dict[str, Any]]:
-        links = await self._catalog.mbids(track_ids)
-        mbids = {link.mbid for track_links in links.values() for link in track_links}
         recordings: Mapping[uuid.UUID, Recording] = {}
         if meta.describes_recordings:
             # a provider gives only recordings that exist: loading them checks existence too
-            recordings = await self._metadata.recordings(mbids)
+            links, recordings = await self._metadata.linked_recordings(track_ids)
             existing: Collection[uuid.UUID] = recordings.keys()
         else:
+            links = await self._catalog.mbids(track_ids)
+            mbids = {link.mbid for track_links in links.values() for link in track_links}
             existing = await self._metadata.existing(mbids)
         user_meta = await self._catalog.user_meta(track_ids) if "usermeta" in meta.values else {}
         return {

@@ -7,13 +7,15 @@ is MusicBrainz's (release group → release → medium → track) so that a mirr
 what submissions do not say (MBIDs of releases, track counts, medium formats) stays None.
 `CachedExistence` remembers for an hour which MBIDs exist, as upstream does for its mirror
 checks; lookups ask `existing` only when they show MBIDs alone (`recordingids` …): when they
-show metadata, loading the recordings answers existence in the same query.
+show metadata, loading the recordings answers existence, and `SubmittedMetadata` reads the
+tracks' MBID links with them: one query.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
@@ -21,7 +23,7 @@ from typing import Final, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from acoustid_stack.api.catalog import USER_META_COLUMNS, UserMeta
+from acoustid_stack.api.catalog import USER_META_COLUMNS, MbidLink, UserMeta
 from acoustid_stack.db.reader import Reader
 
 MBID_CACHE_SECONDS: Final = 3600
@@ -94,10 +96,15 @@ class Recording:
     release_groups: tuple[ReleaseGroup, ...] = field(default=())
 
 
+#: track id → its MBID links (ordered by MBID); MBID → the recording, for those that exist
+LinkedRecordings = tuple[dict[int, list[MbidLink]], dict[uuid.UUID, Recording]]
+
+
 class MetadataProvider(Protocol):
-    async def recordings(self, mbids: Collection[uuid.UUID]) -> dict[uuid.UUID, Recording]:
-        """The recordings among `mbids` that exist, with what is known of them (at least the
-        id); MBIDs that name no recording are left out, so no `existing` call is needed."""
+    async def linked_recordings(self, track_ids: Collection[int]) -> LinkedRecordings:
+        """The enabled MBID links of each track (as `Catalog.mbids`) and the recordings among
+        their MBIDs that exist, with what is known of them (at least the id); MBIDs that
+        name no recording are left out, so no `existing` call is needed."""
         ...
 
     async def existing(self, mbids: Collection[uuid.UUID]) -> set[uuid.UUID]:
@@ -111,19 +118,30 @@ class SubmittedMetadata:
     def __init__(self, *, fingerprint_reader: Reader) -> None:
         self._reader = fingerprint_reader
 
-    async def recordings(self, mbids: Collection[uuid.UUID]) -> dict[uuid.UUID, Recording]:
-        if not mbids:
-            return {}
-        # per MBID the meta submitted most often for a track linked to it
+    async def linked_recordings(self, track_ids: Collection[int]) -> LinkedRecordings:
+        links: dict[int, list[MbidLink]] = defaultdict(list)
+        recordings: dict[uuid.UUID, Recording] = {}
+        if not track_ids:
+            return links, recordings
+        # links and recordings in one round trip: per link, the meta submitted most often
+        # for a track linked to its MBID (the link itself is enabled: every MBID exists)
         rows = await self._reader.fetch(
-            f"SELECT DISTINCT ON (tm.mbid) tm.mbid, {USER_META_COLUMNS}"  # noqa: S608 -- constant
-            " FROM track_mbid tm LEFT JOIN track_meta tt ON tt.track_id = tm.track_id"
-            " LEFT JOIN meta m ON m.id = tt.meta_id"
-            " WHERE tm.mbid = ANY(%s) AND NOT tm.disabled"
-            " ORDER BY tm.mbid, tt.submission_count DESC NULLS LAST, m.id",
-            (list(mbids),),
+            "SELECT l.track_id, l.mbid, l.submission_count, l.disabled, r.*"  # noqa: S608
+            " FROM track_mbid l LEFT JOIN LATERAL ("
+            f"  SELECT {USER_META_COLUMNS} FROM track_mbid tm"  # a constant
+            "  LEFT JOIN track_meta tt ON tt.track_id = tm.track_id"
+            "  LEFT JOIN meta m ON m.id = tt.meta_id"
+            "  WHERE tm.mbid = l.mbid AND NOT tm.disabled"
+            "  ORDER BY tt.submission_count DESC NULLS LAST, m.id LIMIT 1"
+            " ) r ON true"
+            " WHERE l.track_id = ANY(%s) AND NOT l.disabled ORDER BY l.track_id, l.mbid",
+            (list(track_ids),),
         )
-        return {mbid: recording_from_meta(mbid, UserMeta(*values)) for mbid, *values in rows}
+        for track_id, mbid, submission_count, disabled, *values in rows:
+            links[track_id].append(MbidLink(mbid, submission_count, disabled))
+            if mbid not in recordings:
+                recordings[mbid] = recording_from_meta(mbid, UserMeta(*values))
+        return links, recordings
 
     async def existing(self, mbids: Collection[uuid.UUID]) -> set[uuid.UUID]:
         if not mbids:
@@ -165,8 +183,8 @@ class CachedExistence:
         self._redis = redis
         self._prefix = f"{key_prefix}mbid:"
 
-    async def recordings(self, mbids: Collection[uuid.UUID]) -> dict[uuid.UUID, Recording]:
-        return await self._provider.recordings(mbids)
+    async def linked_recordings(self, track_ids: Collection[int]) -> LinkedRecordings:
+        return await self._provider.linked_recordings(track_ids)
 
     async def existing(self, mbids: Collection[uuid.UUID]) -> set[uuid.UUID]:
         ordered: Sequence[uuid.UUID] = sorted(set(mbids))
