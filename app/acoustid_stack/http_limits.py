@@ -11,14 +11,18 @@ uvicorn also lets a connection that is opened, or that starts a request, and the
 headers slowly (or not at all) stay forever: its keep-alive timer runs only between a
 response and the next byte. Here a request's line and headers must be complete within
 `timeout_keep_alive` seconds of the connection opening or of the previous response.
+
+uvicorn writes a response's status line and headers, then its body, as two writes: two
+`send` calls and often two TCP segments for every small answer. Here the head is held until
+the first body bytes and leaves with them in one write (`_OneWriteResponses`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from typing import Any, Final
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 #: request line and headers of one request; browsers and our clients send a few KiB
 MAX_HEADER_BYTES: Final = 64 * 1024
@@ -67,6 +71,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_headers = False
         self._stop_header_timer()
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle.scope["method"] != "HEAD":
+            # a HEAD response has no body write that would carry its head
+            self.cycle.transport = _OneWriteResponses(self.transport, self.cycle)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -93,3 +100,27 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._header_timer = None
         if self._reading_headers and not self.transport.is_closing():
             self.transport.close()
+
+
+class _OneWriteResponses:
+    """The transport one request's cycle writes to: the first write once the response has
+    started (its status line and headers) is held and joined to the next one (the first
+    body bytes: uvicorn writes each body message, even an empty last one)."""
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._head: bytes | None = None
+        self._head_seen = False
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif not self._head_seen and self._cycle.response_started:
+            self._head_seen = True
+            self._head = data
+            return
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
