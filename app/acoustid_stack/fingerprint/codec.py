@@ -194,7 +194,11 @@ def _rebuild_hashes(deltas: NDArray[np.int32], count: int) -> UInt32Array:
     if count == 0:
         return np.zeros(0, dtype=np.uint32)
     ends = np.flatnonzero(deltas == 0)
-    widths = np.diff(np.cumsum(deltas, dtype=np.int32)[ends], prepend=np.int32(0))
+    # item k runs from the previous terminator (exclusive) to its own: never empty
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    widths = np.add.reduceat(deltas, starts)
     if widths.max() > _HASH_BITS:
         return _rebuild_wrapped_hashes(deltas, count)
     jumps = deltas.copy()
