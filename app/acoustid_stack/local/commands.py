@@ -136,6 +136,7 @@ def up(
             live.console.print(
                 f"[bold green]ready[/] in {elapsed:.1f} s\n"
                 f"  API base URL  {stack.url('api')}/v2/\n"
+                f"  API docs      {stack.url('api')}/v2/docs\n"
                 f"  client key    [bold]{client_key}[/]   (application API key)\n"
                 f"  user key      [bold]{user_key}[/]   (for /v2/submit)\n"
                 f"  web           {stack.url('web')}\n"
