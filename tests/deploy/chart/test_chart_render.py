@@ -16,8 +16,9 @@ pytestmark = pytest.mark.deploy
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33")
-# Kinds kubernetes-validate has no schema for; test_chart_crds.py validates them.
-CUSTOM_KINDS = {"ServiceMonitor"}
+# Kinds kubernetes-validate has no schema for; test_chart_crds.py and test_chart_monitoring.py
+# validate them.
+CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 SEED_LIVENESS = {
     "httpGet": {"path": "/_health_docker", "port": "http"},
     "initialDelaySeconds": 30,
@@ -40,8 +41,10 @@ RESTRICTED_CONTAINER = {
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }
-# Containers that serve HTTP and so have probes; worker and cron listen on no port.
-PROBED = {"api", "web", "index"}
+# Every app container has probes: api, web and index on their HTTP port, worker and cron on
+# /_health of their metrics port (the main loop made progress recently).
+PROBED = {"api", "web", "index", "worker", "cron"}
+PROGRESS_PROBE = {"path": "/_health", "port": "metrics"}
 
 
 def name(component: str) -> str:
@@ -89,6 +92,12 @@ def test_serving_containers_have_probes_and_the_api_and_web_ones_are_the_seeds(
             if container["name"] in {"api", "web"}:
                 assert container["livenessProbe"] == SEED_LIVENESS
                 assert container["readinessProbe"] == SEED_READINESS
+            if container["name"] in {"worker", "cron"}:
+                assert container["livenessProbe"]["httpGet"] == PROGRESS_PROBE
+                assert container["readinessProbe"]["httpGet"] == PROGRESS_PROBE
+                ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+                port_args = container["args"][container["args"].index("--metrics-port") + 1]
+                assert str(ports["metrics"]) == port_args
 
 
 def test_production_renders_four_index_shards_with_one_terabyte_volumes(
@@ -170,7 +179,11 @@ def test_each_app_component_runs_its_acoustid_stack_command(rendered: Rendered) 
     for component in ("api", "worker", "cron"):
         deployment = rendered.named("Deployment", name(component))
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
-        assert [*container["command"], *container["args"]] == ["acoustid-stack", "run", component]
+        assert [*container["command"], *container["args"]][:3] == [
+            "acoustid-stack",
+            "run",
+            component,
+        ]
     for shard in rendered.of_kind("StatefulSet"):
         (container,) = shard["spec"]["template"]["spec"]["containers"]
         assert container["args"][:4] == ["run", "index", "--dir", "/data"]

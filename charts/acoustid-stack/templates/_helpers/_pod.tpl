@@ -119,13 +119,33 @@ readinessProbe:
   failureThreshold: 2
 {{- end -}}
 
-{{/* One app container running `acoustid-stack run <component>`: (dict "root" $ "component" "api" "resources" ... "port" 5000). */}}
+{{/* worker and cron: /_health on the metrics port answers 503 once the main loop has not turned
+for --health-max-age seconds (a stuck consumer or job); waiting out an outage still turns it. */}}
+{{- define "acoustid.progressProbes" -}}
+livenessProbe:
+  httpGet:
+    path: /_health
+    port: metrics
+  periodSeconds: 30
+  timeoutSeconds: 5
+  failureThreshold: 3
+readinessProbe:
+  httpGet:
+    path: /_health
+    port: metrics
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 3
+{{- end -}}
+
+{{/* One app container running `acoustid-stack run <component>`: (dict "root" $ "component" "api" "resources" ... "port" 5000),
+or with "metricsPort" 9100 for worker and cron (metrics and /_health). */}}
 {{- define "acoustid.appContainer" -}}
 - name: {{ .component }}
   image: {{ include "acoustid.image" (dict "image" .root.Values.image "root" .root) }}
   imagePullPolicy: {{ .root.Values.image.pullPolicy }}
   command: ["acoustid-stack"]
-  args: ["run", {{ .component | quote }}]
+  args: ["run", {{ .component | quote }}{{ with .metricsPort }}, "--metrics-host", "0.0.0.0", "--metrics-port", {{ . | quote }}{{ end }}]
   env:
     {{- include "acoustid.appEnv" (dict "root" .root) | nindent 4 }}
   {{- if .port }}
@@ -134,6 +154,13 @@ readinessProbe:
       containerPort: {{ .port }}
       protocol: TCP
   {{- include "acoustid.serverProbes" . | nindent 2 }}
+  {{- end }}
+  {{- with .metricsPort }}
+  ports:
+    - name: metrics
+      containerPort: {{ . }}
+      protocol: TCP
+  {{- include "acoustid.progressProbes" . | nindent 2 }}
   {{- end }}
   resources:
     {{- toYaml .resources | nindent 4 }}

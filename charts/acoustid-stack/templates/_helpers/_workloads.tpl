@@ -1,4 +1,5 @@
-{{/* Objects api, web, worker and cron share: (dict "root" $ "component" "api" "port" 5000). */}}
+{{/* Objects api, web, worker and cron share: (dict "root" $ "component" "api" "port" 5000);
+worker and cron pass "metricsPort" instead of "port". */}}
 
 {{- define "acoustid.deployment" -}}
 {{- $values := index .root.Values .component -}}
@@ -37,7 +38,7 @@ spec:
       # Longer than the app's shutdown delay: health turns 503 first, then requests drain.
       terminationGracePeriodSeconds: 60
       containers:
-        {{- include "acoustid.appContainer" (dict "root" .root "component" .component "port" .port "resources" $values.resources) | nindent 8 }}
+        {{- include "acoustid.appContainer" (dict "root" .root "component" .component "port" .port "metricsPort" .metricsPort "resources" $values.resources) | nindent 8 }}
       volumes:
         {{- include "acoustid.appVolumes" (dict "root" .root) | nindent 8 }}
 {{- end -}}
