@@ -29,6 +29,8 @@ from acoustid_stack.index.snapshots import download_snapshot
 from acoustid_stack.index.store import MANIFEST, REPAIR_HINT, IndexStore, verify_index_dir
 
 BATCH = 1000
+#: seconds for one shard to apply a batch of a rebuild (as reshard's)
+UPDATE_TIMEOUT = 60.0
 
 
 def _progress() -> Progress:
@@ -176,27 +178,46 @@ def rebuild(ctx: click.Context, batch: int) -> None:
 async def _rebuild(settings: Any, batch: int) -> None:
     import psycopg  # noqa: PLC0415 - only this command needs the database driver
 
+    from acoustid_stack.db.int4_arrays import (  # noqa: PLC0415
+        INT4_ARRAY_OID,
+        Int4ArrayLoader,
+    )
     from acoustid_stack.fingerprint.query import extract_query  # noqa: PLC0415
 
     target = settings.database.get("fingerprint", readonly=True)
-    client = ShardedIndexClient.from_settings(settings)
+    # [index] timeout is a search's budget; a batch of 1,000 inserts (fsynced in the WAL)
+    # on a busy shard takes longer, and a timed-out update would stop the rebuild
+    client = ShardedIndexClient(
+        shards=settings.index.shards,
+        index=settings.index.name,
+        timeout=max(settings.index.timeout, UPDATE_TIMEOUT),
+    )
+    sending: asyncio.Task[None] | None = None
     try:
         await client.ensure_index()
         async with await psycopg.AsyncConnection.connect(target.conninfo()) as conn:
+            # int4[] as NumPy arrays straight from the binary rows (text arrays cost a
+            # Python int per hash: most of the command's CPU)
+            conn.adapters.register_loader(INT4_ARRAY_OID, Int4ArrayLoader)
             total = (
                 await (await conn.execute("SELECT count(*) FROM fingerprint")).fetchone() or [0]
             )[0]
             with _progress() as progress:
                 task = progress.add_task("rebuilding index", total=total)
-                async with conn.cursor(name="index_rebuild") as cursor:
+                async with conn.cursor(name="index_rebuild", binary=True) as cursor:
                     await cursor.execute("SELECT id, fingerprint FROM fingerprint ORDER BY id")
                     while rows := await cursor.fetchmany(batch):
                         changes = [
                             Insert(int(row[0]), extract_query(row[1]).view(np.uint32))
                             for row in rows
                         ]
-                        await client.update(changes)
+                        # one batch in flight while the next one is read and prepared
+                        if sending is not None:
+                            await sending
+                        sending = asyncio.create_task(client.update(changes))
                         progress.advance(task, len(rows))
+                    if sending is not None:
+                        await sending
     except psycopg.OperationalError as exc:
         raise UserError(
             f"cannot read the fingerprint database at {target.host}:{target.port}: {exc}"
@@ -204,6 +225,10 @@ async def _rebuild(settings: Any, batch: int) -> None:
     except FpindexError as exc:
         raise UserError(f"index rebuild stopped: {exc}; re-run it to continue") from exc
     finally:
+        if sending is not None and not sending.done():
+            sending.cancel()
+            with contextlib.suppress(BaseException):
+                await sending
         await client.close()
 
 
@@ -231,12 +256,12 @@ def reshard(old: str, new: str, name: str) -> None:
 
 async def _reshard(old_shards: list[str], new_shards: list[str], name: str) -> None:
     new_ring = HashRing(new_shards)
-    target = ShardedIndexClient(shards=new_shards, index=name, timeout=60)
+    target = ShardedIndexClient(shards=new_shards, index=name, timeout=UPDATE_TIMEOUT)
     moved = 0
     try:
         await target.ensure_index()
         for shard in old_shards:
-            source = ShardedIndexClient(shards=[shard], index=name, timeout=60)
+            source = ShardedIndexClient(shards=[shard], index=name, timeout=UPDATE_TIMEOUT)
             try:
                 with tempfile.TemporaryDirectory(prefix="reshard-") as tmp:
                     directory = Path(tmp) / name
