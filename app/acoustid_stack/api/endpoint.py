@@ -100,7 +100,7 @@ class EndpointRunner:
         return endpoint
 
     async def _respond(self, request: Request, handler: Handler[Any]) -> Response:
-        output = _query_format(request)
+        output: OutputFormat | None = None  # until the parameters are read: the query string's
         try:
             params = await read_params(request)
             output = OutputFormat.parse(params.get("format"), params.get("jsoncallback"))
@@ -111,7 +111,7 @@ class EndpointRunner:
             return render_ok(await handler.run(call), output)
         except ApiError as error:
             self._metrics.handled_errors.labels(str(int(error.code))).inc()
-            return render_error(error, output)
+            return render_error(error, output or _query_format(request))
         except MalformedBody as exc:
             return PlainTextResponse(f"Bad request: {exc}", 400)
         except ClientDisconnect:
@@ -124,7 +124,7 @@ class EndpointRunner:
             self._metrics.unhandled_errors.inc()
             internal = errors.internal()
             self._metrics.handled_errors.labels(str(int(internal.code))).inc()
-            return render_error(internal, output)
+            return render_error(internal, output or _query_format(request))
 
     def _is_cluster_peer(self, params: Params) -> bool:
         # Upstream's replicas and acoustid.biz skip rate limits with the shared secret.
@@ -140,7 +140,7 @@ class EndpointRunner:
         return Client(
             ip=self._proxies.client_of(request),
             user_agent=request.headers.get("user-agent", ""),
-            secure=request.url.scheme == "https" or forwarded_https,
+            secure=request.scope.get("scheme") == "https" or forwarded_https,
         )
 
 
