@@ -10,15 +10,20 @@ that is merely waiting out an outage (the waiting loops beat too).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http.server import ThreadingHTTPServer
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from prometheus_client import MetricsHandler
 
 HEALTH_PATH = "/_health"
+
+T = TypeVar("T")
 
 
 class Heartbeat:
@@ -39,6 +44,24 @@ class Heartbeat:
 
     def healthy(self) -> bool:
         return self.age() <= self.max_age
+
+
+async def beating(work: Awaitable[T], heartbeat: Heartbeat, *, every: float = 1.0) -> T:
+    """`work`'s result, beating `heartbeat` every `every` seconds until it is done: for waits
+    that are an outage, not a stuck loop (a broker that is not up yet at start)."""
+
+    async def beat() -> None:
+        while True:
+            heartbeat.beat()
+            await asyncio.sleep(every)
+
+    beater = asyncio.create_task(beat())
+    try:
+        return await work
+    finally:
+        beater.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beater
 
 
 class _Handler(MetricsHandler):

@@ -13,7 +13,7 @@ from acoustid_stack.cron.leader import LeaderElection
 from acoustid_stack.cron.metrics import CronMetrics
 from acoustid_stack.cron.schedule import Scheduler
 from acoustid_stack.lifecycle import serve_until_signalled, until_stopped
-from acoustid_stack.progress import Heartbeat
+from acoustid_stack.progress import Heartbeat, beating
 from acoustid_stack.redis_client import connect_redis
 from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.connection import Reconnect, close_nats, connect_nats
@@ -45,7 +45,9 @@ async def run_cron(
     metrics = metrics or CronMetrics()
     heartbeat = heartbeat or Heartbeat(max_age=float("inf"))
     jobs = jobs_for(settings, metrics) if jobs is None else jobs
-    nc = await until_stopped(connect_nats(settings.nats, reconnect=Reconnect.FOREVER), stop)
+    # waiting for NATS at start is an outage, not a stuck loop: healthy meanwhile
+    connecting = connect_nats(settings.nats, reconnect=Reconnect.FOREVER)
+    nc = await until_stopped(beating(connecting, heartbeat), stop)
     if nc is None:
         return
     election = LeaderElection(

@@ -8,7 +8,7 @@ import logging
 from acoustid_stack.config import Settings
 from acoustid_stack.index.client import ShardedIndexClient
 from acoustid_stack.lifecycle import serve_until_signalled, until_stopped
-from acoustid_stack.progress import Heartbeat
+from acoustid_stack.progress import Heartbeat, beating
 from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.connection import Reconnect, close_nats, connect_nats
 from acoustid_stack.submissions.databases import open_databases
@@ -37,7 +37,10 @@ async def run_worker(
     if "httpx" not in settings.logging.levels:
         # one INFO line per index request would drown the worker's own log
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    nc = await until_stopped(connect_nats(settings.nats, reconnect=Reconnect.FOREVER), stop)
+    heartbeat = heartbeat or Heartbeat(max_age=float("inf"))
+    # waiting for NATS at start is an outage, not a stuck consumer: healthy meanwhile
+    connecting = connect_nats(settings.nats, reconnect=Reconnect.FOREVER)
+    nc = await until_stopped(beating(connecting, heartbeat), stop)
     if nc is None:
         return
     databases = open_databases(settings.database, pool_size=PROCESS_CONNECTIONS["worker"].engine)

@@ -120,3 +120,21 @@ async def _equals(value: object, expected: object) -> bool:
 
 async def _value(value: bool) -> bool:
     return value
+
+
+async def test_a_worker_waiting_for_nats_at_start_is_waiting_out_an_outage_not_stalled(
+    start_worker: Callable[..., ManagedProcess],
+) -> None:
+    metrics_port, closed_port = free_port(), free_port()  # nothing listens on closed_port
+    start_worker(
+        "--metrics-port",
+        str(metrics_port),
+        "--health-max-age",
+        "2",
+        ACOUSTID_NATS_SERVERS=f"nats://127.0.0.1:{closed_port}",
+    )
+    url = f"http://127.0.0.1:{metrics_port}"
+    await eventually(lambda: _answers(url + HEALTH_PATH), "the worker serves /_health")
+    for _ in range(4):  # twice the limit
+        await asyncio.sleep(1.0)
+        assert await health(url) == 200
