@@ -1,7 +1,8 @@
 """`acoustid-stack run …`: start one long-running process in the foreground.
 
-A thin group: each sub-command loads settings, configures logging and hands over to
-the capability's own `serve` function.
+A thin group: each sub-command loads settings, configures logging and error reporting (api
+and web: in each uvicorn worker, `create_app_from_env`) and hands over to the capability's own
+`serve` function.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import click
 
 from acoustid_stack.config.context import settings_from_context
 from acoustid_stack.logging_setup import configure_logging
+from acoustid_stack.sentry_setup import init_sentry
 from acoustid_stack.worker.consumer import DEFAULT_BATCH
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -49,7 +51,9 @@ def index(
     # imported here so `run api` never pays for (or breaks on) the index's imports
     from acoustid_stack.index.server import serve  # noqa: PLC0415
 
-    configure_logging(settings_from_context(ctx))
+    settings = settings_from_context(ctx)
+    configure_logging(settings)
+    init_sentry(settings, process="index")
     serve(data_dir, host=host, port=port, create=create)
 
 
@@ -110,6 +114,7 @@ def cron(
 
     settings = settings_from_context(ctx)
     configure_logging(settings)
+    init_sentry(settings, process="cron")
     serve(
         settings,
         retry_interval=retry_interval,
@@ -155,6 +160,7 @@ def worker(
 
     settings = settings_from_context(ctx)
     configure_logging(settings)
+    init_sentry(settings, process="worker")
     serve(
         settings,
         options=ConsumerOptions.with_ack_wait(ack_wait, batch=batch),

@@ -9,7 +9,6 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
-import sentry_sdk
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -43,6 +42,7 @@ from acoustid_stack.matching import DatabaseCandidates, Matcher
 from acoustid_stack.proxies import TrustedProxies
 from acoustid_stack.redis_client import connect_redis
 from acoustid_stack.response_headers import ResponseHeaders
+from acoustid_stack.sentry_setup import init_sentry
 from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.databases import Databases, open_databases
 
@@ -108,12 +108,6 @@ def create_app(
     settings: Settings, *, index: FingerprintIndex | None = None, metrics: ApiMetrics | None = None
 ) -> Starlette:
     """The api app. `index` replaces the sharded client of `settings.index` (e.g. upstream's)."""
-    if settings.sentry.dsn:
-        sentry_sdk.init(
-            dsn=settings.sentry.dsn,
-            traces_sample_rate=settings.sentry.traces_sample_rate,
-            environment=settings.sentry.environment,
-        )
     resources = Resources.open(settings, index=index)
     metrics = metrics or ApiMetrics()
     runner = EndpointRunner(
@@ -165,6 +159,7 @@ def create_app_from_env() -> Starlette:
     """uvicorn's factory in each worker: settings from ACOUSTID_CONFIG and ACOUSTID_* env."""
     settings = load_settings()
     configure_logging(settings)
+    init_sentry(settings, process="api")
     if "httpx" not in settings.logging.levels:
         # httpx logs every index search at INFO: a line per lookup, and measurable CPU
         logging.getLogger("httpx").setLevel(logging.WARNING)

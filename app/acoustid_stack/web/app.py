@@ -19,6 +19,7 @@ from acoustid_stack.logging_setup import configure_logging
 from acoustid_stack.proxies import TrustedProxies
 from acoustid_stack.redis_client import connect_redis
 from acoustid_stack.response_headers import ResponseHeaders
+from acoustid_stack.sentry_setup import init_sentry
 from acoustid_stack.sizing import PROCESS_CONNECTIONS
 from acoustid_stack.submissions.connection import ServiceConnection
 from acoustid_stack.submissions.databases import open_databases
@@ -82,6 +83,7 @@ def create_app_from_env() -> Starlette:
     """uvicorn's factory in each worker: settings from ACOUSTID_CONFIG and ACOUSTID_* env."""
     settings = load_settings()
     configure_logging(settings)
+    init_sentry(settings, process="web")
     return create_app(settings)
 
 
