@@ -178,6 +178,7 @@ class ApiSettings(ServerSettings):
 class WebSettings(ServerSettings):
     apikeys_per_hour: int
     status_cache_seconds: float
+    api_url: str | None
 
 
 @dataclass(frozen=True)

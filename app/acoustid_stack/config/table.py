@@ -335,6 +335,14 @@ KEYS: Final[tuple[Key, ...]] = (
         "10",
         "Seconds the status page's figures are reused before they are computed again.",
     ),
+    Key(
+        "web",
+        "api_url",
+        Url(_HTTP),
+        None,
+        "Public URL of the API, which the website links to (its docs at /v2/docs). "
+        "Unset: http://<[api] host>:<[api] port>, right when both run on one machine.",
+    ),
 )
 
 _LEVEL = next(key.type for key in KEYS if key.dotted == "logging.level")

@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> Starlette:
         state.settings = settings
         state.proxies = TrustedProxies(settings.web.trusted_proxies)
         state.templates = Jinja2Templates(directory=TEMPLATES)
+        state.templates.env.globals["api_docs_url"] = f"{api_url(settings)}/v2/docs"
         state.databases = open_databases(
             settings.database, pool_size=PROCESS_CONNECTIONS["web"].engine
         )
@@ -77,6 +78,14 @@ def create_app(settings: Settings) -> Starlette:
     # header, which a forged Host turns into a redirect to another site
     app.router.redirect_slashes = False
     return app
+
+
+def api_url(settings: Settings) -> str:
+    """The API's public URL the pages link to: `[web] api_url`, else where the api listens."""
+    if settings.web.api_url:
+        return settings.web.api_url.rstrip("/")
+    host = settings.api.host
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.api.port}"
 
 
 def create_app_from_env() -> Starlette:

@@ -1,4 +1,4 @@
-"""What the status and stats pages show: service health, counts, statistics rows.
+"""What the status page shows: service health and counts.
 
 Failure policy: every probe has a short timeout and reports "down" instead of failing the
 page; a status page that errors when a service is down would be useless exactly then.
@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -148,7 +147,7 @@ async def counts(
 
     async def count_rows(engine: AsyncEngine, table: Any) -> int:
         async with engine.begin() as conn:
-            await _deadline_on_server(conn)
+            await deadline_on_server(conn)
             estimate = await conn.scalar(
                 text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:name)"),
                 {"name": table.fullname},
@@ -160,7 +159,7 @@ async def counts(
 
     async def lookups() -> int:
         async with databases.app.begin() as conn:
-            await _deadline_on_server(conn)
+            await deadline_on_server(conn)
             return int(await conn.scalar(_lookups_last_hour()) or 0)
 
     async def one(count: Awaitable[int]) -> int | None:
@@ -176,7 +175,7 @@ async def counts(
     return dict(zip([*tables, "lookups in the last hour"], values, strict=True))
 
 
-async def _deadline_on_server(conn: Any) -> None:
+async def deadline_on_server(conn: Any) -> None:
     """End the transaction's statements on the server at the probe deadline: `within` stops
     waiting but not the query, which would otherwise hold its pooled connection."""
     await conn.execute(text(f"SET LOCAL statement_timeout = {int(PROBE_TIMEOUT * 1000)}"))
@@ -213,34 +212,3 @@ def _lookups_last_hour() -> Any:
     return select(func.coalesce(func.sum(t.c.count_hits + t.c.count_nohits), 0)).where(
         t.c.date == func.date(now), t.c.hour == func.extract("hour", now)
     )
-
-
-async def daily_stats(
-    app: AsyncEngine, *, days: int = 30
-) -> tuple[list[str], list[tuple[date, dict[str, int]]]]:
-    """(counter names, [(day, {name: value})]) of the last `days` days, newest first."""
-    t = app_db.stats
-    since = date.today() - timedelta(days=days)
-    async with app.connect() as conn:
-        rows = (
-            await conn.execute(select(t.c.date, t.c.name, t.c.value).where(t.c.date >= since))
-        ).all()
-    by_day: dict[date, dict[str, int]] = {}
-    for row in rows:
-        by_day.setdefault(row.date, {})[row.name] = row.value
-    names = sorted({row.name for row in rows})
-    return names, sorted(by_day.items(), reverse=True)
-
-
-async def hourly_lookups(app: AsyncEngine, *, days: int = 2) -> list[tuple[date, int, int, int]]:
-    """(day, hour, hits, misses) over all applications, newest first."""
-    t = app_db.stats_lookups
-    since = date.today() - timedelta(days=days)
-    query = (
-        select(t.c.date, t.c.hour, func.sum(t.c.count_hits), func.sum(t.c.count_nohits))
-        .where(t.c.date >= since)
-        .group_by(t.c.date, t.c.hour)
-        .order_by(t.c.date.desc(), t.c.hour.desc())
-    )
-    async with app.connect() as conn:
-        return [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in await conn.execute(query)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -9,14 +10,25 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from acoustid_stack.web import status
+from acoustid_stack.cron.jobs import JOBS
+from acoustid_stack.web import statistics
 from acoustid_stack.web.apikeys import (
     InvalidApplication,
     NewApplication,
     creation_allowed,
     register_application,
 )
+from acoustid_stack.web.chart import bar_chart
 from acoustid_stack.web.forms import FormRefused, check_same_origin, small_form
+
+
+def _every(delta: timedelta) -> str:
+    """How often cron runs a job, as the pages explain their lag: `every minute`."""
+    named = {timedelta(minutes=1): "every minute", timedelta(hours=1): "every hour"}
+    return named.get(delta, f"every {delta.total_seconds():g} seconds")
+
+
+_CRON_EVERY = {job.name: _every(job.every) for job in JOBS}
 
 
 def _state(request: Request) -> Any:
@@ -31,15 +43,46 @@ def _render(
 
 
 async def home(request: Request) -> Response:
-    health, counts = await _state(request).status_figures.get()
-    return _render(request, "home.html", {"health": health, "counts": counts})
+    state = _state(request)
+    health, counts = await state.status_figures.get()
+    context = {
+        "health": health,
+        "counts": counts,
+        "cache_seconds": f"{state.settings.web.status_cache_seconds:g}",
+        "lookups_every": _CRON_EVERY["flush_lookup_stats"],
+    }
+    return _render(request, "home.html", context)
 
 
 async def stats(request: Request) -> Response:
     state = _state(request)
-    names, days = await status.daily_stats(state.databases.app)
-    hours = await status.hourly_lookups(state.databases.app)
-    return _render(request, "stats.html", {"names": names, "days": days, "hours": hours})
+    names, days = await statistics.daily_stats(state.databases.app)
+    hours = await statistics.hourly_activity(state.databases)
+    span = f"{hours[0].start:%Y-%m-%d %H:00} to {hours[-1].start:%Y-%m-%d %H:00} UTC"
+    lookups_chart = bar_chart(
+        chart_id="lookups-chart",
+        title="Lookups per hour",
+        description=f"Lookups per hour from {span}; the table below has the numbers.",
+        bars=[(f"{hour.start:%H}:00", hour.lookups) for hour in hours],
+    )
+    submissions_chart = None
+    if all(hour.submissions is not None for hour in hours):
+        submissions_chart = bar_chart(
+            chart_id="submissions-chart",
+            title="Submissions per hour",
+            description=f"Submissions per hour from {span}; the table below has the numbers.",
+            bars=[(f"{hour.start:%H}:00", hour.submissions or 0) for hour in hours],
+        )
+    context = {
+        "counters": [(name, statistics.counter_label(name)) for name in names],
+        "days": days,
+        "hours": hours,
+        "lookups_chart": lookups_chart,
+        "submissions_chart": submissions_chart,
+        "counters_every": _CRON_EVERY["update_stats"],
+        "lookups_every": _CRON_EVERY["flush_lookup_stats"],
+    }
+    return _render(request, "stats.html", context)
 
 
 async def apikey(request: Request) -> Response:

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from acoustid_stack.config import Settings
 from acoustid_stack.db.migrate import upgrade
 from acoustid_stack.db.schema import app as app_db
+from acoustid_stack.db.schema import ingest as ingest_db
 from acoustid_stack.web.app import create_app
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,8 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def application_id(settings: Settings) -> int:
-    """An application with lookups this hour and a daily counter, written as cron would."""
+    """An application with lookups this hour and daily counters, written as cron would, and a
+    submission received this hour."""
     engine = create_engine(settings.database.app.sqlalchemy_url())
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -60,7 +62,20 @@ def application_id(settings: Settings) -> int:
             )
         )
         conn.execute(
-            app_db.stats.insert().values(name="web.test_counter", date=now.date(), value=4321)
+            app_db.stats.insert().values(
+                [
+                    {"name": "web.test_counter", "date": now.date(), "value": 4321},
+                    {"name": "account.all", "date": now.date(), "value": 1},
+                ]
+            )
+        )
+    engine.dispose()
+    engine = create_engine(settings.database.ingest.sqlalchemy_url())
+    with engine.begin() as conn:
+        conn.execute(
+            ingest_db.submission.insert().values(
+                account_id=account_id, application_id=app_id, fingerprint=[1, 2, 3], length=10
+            )
         )
     engine.dispose()
     return int(app_id or 0)
@@ -95,20 +110,44 @@ def test_the_status_page_says_down_for_an_index_that_does_not_answer(client: Tes
     assert re.search(r"Index shard 1</th>\s*<td class=\"down\">down", page.text)
 
 
-def test_the_stats_page_lists_daily_counters_and_hourly_lookups(
+def test_the_stats_page_names_daily_counters_for_people(
     client: TestClient, application_id: int
 ) -> None:
     page = client.get("/stats")
 
     assert page.status_code == 200
-    assert "web.test_counter" in page.text
+    headers = re.findall(r'<th scope="col">([^<]+)</th>', page.text)
+    assert {"Accounts", "Web test counter"} <= set(headers)
+    assert "account.all" not in page.text
+    assert "web.test_counter" not in page.text
     assert "4,321" in page.text
+    assert "every hour" in page.text  # why the figures trail the status page
+
+
+def test_the_stats_page_charts_and_lists_lookups_and_submissions_of_this_hour(
+    client: TestClient, application_id: int
+) -> None:
+    page = client.get("/stats")
+
+    this_hour = f"{datetime.now(UTC):%Y-%m-%d %H}:00"
     # this hour's row sums every application's lookups: ours, and other tests' in the session
-    rows = re.findall(
-        r'<td class="number">([\d,]+)</td><td class="number">([\d,]+)</td></tr>', page.text
+    row = re.search(
+        rf'<th scope="row">{this_hour}</th>\s*<td class="number">([\d,]+)</td>'
+        r'<td class="number">([\d,]+)</td>\s*<td class="number">([\d,]+)</td>',
+        page.text,
     )
-    counts = [(int(h.replace(",", "")), int(n.replace(",", ""))) for h, n in rows]
-    assert any(hits >= 1234 and nohits >= 5 for hits, nohits in counts), counts
+    assert row, page.text
+    hits, misses, submissions = (int(value.replace(",", "")) for value in row.groups())
+    assert hits >= 1234
+    assert misses >= 5
+    assert submissions >= 1
+    for chart in ("lookups-chart", "submissions-chart"):
+        svg = re.search(rf'<svg id="{chart}" role="img".*?</svg>', page.text, re.S)
+        assert svg, chart
+        bars = re.findall(r'<rect [^>]*height="([\d.]+)"', svg.group(0))
+        assert len(bars) == 48
+        assert float(bars[-1]) > 0  # this hour, the last bar, has lookups and a submission
+    assert "<script" not in page.text
 
 
 def test_the_api_key_form_creates_an_application_with_a_new_key(
