@@ -4,11 +4,12 @@ own files, valid against the prometheus-operator CRDs as the API server prunes, 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
 
-from monitoring_support import MONITORING
+from monitoring_support import MONITORING, load_rules
 
 from .conftest import Rendered
 from .test_chart_crds import CRD_DIR, crd_schema, jsonschema, unknown_fields
@@ -84,3 +85,20 @@ def test_monitoring_objects_are_off_by_default(rendered_sets: dict[str, Rendered
         assert not [
             c for c in rendered.of_kind("ConfigMap") if c["metadata"]["name"].endswith("-dashboard")
         ]
+
+
+def test_the_index_shard_down_alert_selects_the_scrape_jobs_of_every_shard(
+    rendered_sets: dict[str, Rendered],
+) -> None:
+    """A ServiceMonitor's job label is the Service name: the alert's job regex must match it."""
+    (rule,) = [r for r in load_rules() if r["alert"] == "AcoustidIndexShardDown"]
+    match = re.search(r'job=~"([^"]+)"', rule["expr"])
+    assert match is not None
+    services = [
+        s["metadata"]["name"]
+        for s in rendered_sets["production"].of_kind("Service")
+        if s["metadata"]["labels"]["app.kubernetes.io/component"] == "index"
+    ]
+    assert len(services) == 4
+    for service in services:
+        assert re.fullmatch(match.group(1), service), service

@@ -119,6 +119,9 @@ readinessProbe:
   failureThreshold: 2
 {{- end -}}
 
+{{/* Metrics and /_health port of worker and cron (`run worker|cron --metrics-port`). */}}
+{{- define "acoustid.metricsPort" -}}9100{{- end -}}
+
 {{/* worker and cron: /_health on the metrics port answers 503 once the main loop has not turned
 for --health-max-age seconds (a stuck consumer or job); waiting out an outage still turns it. */}}
 {{- define "acoustid.progressProbes" -}}
