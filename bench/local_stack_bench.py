@@ -19,8 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from acoustid_stack.local.credentials import ensure_secret
 from acoustid_stack.local.process import free_port
-from acoustid_stack.local.servers import start_postgres
+from acoustid_stack.local.servers import start_postgres, unprivileged_user
 from acoustid_stack.local.stack import DEFAULT_PORTS
 from acoustid_stack.local.supervisor import read_state
 
@@ -50,7 +51,15 @@ def timed_up(data_dir: Path) -> float:
 
 def timed_postgres(work: Path) -> float:
     start = time.monotonic()
-    process, _ = start_postgres(work / "pg", free_port(), log_path=work / "pg.log", prefer_pip=True)
+    password_file = work / "pg-password"
+    ensure_secret(password_file, owner=unprivileged_user())
+    process, _ = start_postgres(
+        work / "pg",
+        free_port(),
+        log_path=work / "pg.log",
+        password_file=password_file,
+        prefer_pip=True,
+    )
     elapsed = time.monotonic() - start
     process.stop()
     return elapsed

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -55,16 +57,19 @@ class Up:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    """A data folder whose ports are free ones, so the test cannot collide with anything."""
-    folder = tmp_path / "stack"
-    folder.mkdir()
+def data_dir() -> Iterator[Path]:
+    """A data folder whose ports are free ones, so the test cannot collide with anything.
+
+    Not under pytest's basetemp (0700), which the user PostgreSQL runs as cannot enter."""
+    folder = Path(tempfile.mkdtemp(prefix="acoustid-up-"))
     (folder / "ports.json").write_text(json.dumps({name: free_port() for name in DEFAULT_PORTS}))
     yield folder
     # whatever happened, leave no stack running behind
     state = read_state(folder)
     if state is not None:
         os.kill(int(state["supervisor_pid"]), signal.SIGTERM)
+        time.sleep(5)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def fingerprint(path: Path) -> tuple[str, int]:

@@ -24,6 +24,7 @@ import redis
 
 from acoustid_stack.errors import UserError
 from acoustid_stack.local.binaries import require_binary
+from acoustid_stack.local.credentials import NATS_USER, POSTGRES_USER, write_secret
 from acoustid_stack.local.endpoints import NatsEndpoint, PostgresEndpoint, RedisEndpoint
 from acoustid_stack.local.process import ManagedProcess, port_open, run_as
 
@@ -52,15 +53,38 @@ def chown_tree(path: Path, user: str) -> None:
             os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
 
 
-def grant_traversal(path: Path) -> None:
-    """Let the unprivileged PostgreSQL user reach `path` when root created its parents 0700.
+def grant_traversal(path: Path, *, up_to: Path) -> None:
+    """Let the unprivileged PostgreSQL user reach `path` (issue 17 item 2).
 
-    Adds search permission only (o+x): names inside those folders stay unlistable.
+    Its parents inside `up_to` (the data folder: ours) get search permission (o+x) where they
+    lack it; names inside stay unlistable. A folder above `up_to` is never changed: one the
+    user cannot pass is an error naming it and the fix.
     """
+    user = unprivileged_user()
+    if user is None:
+        return
+    inside = up_to.resolve()
     for parent in path.resolve().parents:
         mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
+        if parent.is_relative_to(inside):
+            if not mode & stat.S_IXOTH:
+                parent.chmod(mode | stat.S_IXOTH)
+        elif not _passable(parent, user):
+            raise UserError(
+                f"{user}, the user PostgreSQL runs as, cannot enter {parent} (mode "
+                f"{stat.S_IMODE(mode):o}): use a --data-dir it can reach (e.g. under /var/lib "
+                f"or /srv), or allow it with `chmod o+x {parent}`"
+            )
+
+
+def _passable(folder: Path, user: str) -> bool:
+    """Whether `user` (with its primary group only, as run_as starts it) may enter `folder`."""
+    info, entry = folder.stat(), pwd.getpwnam(user)
+    if info.st_uid == entry.pw_uid:
+        return bool(info.st_mode & stat.S_IXUSR)
+    if info.st_gid == entry.pw_gid:
+        return bool(info.st_mode & stat.S_IXGRP)
+    return bool(info.st_mode & stat.S_IXOTH)
 
 
 def _hidden_from_others(path: Path) -> bool:
@@ -84,7 +108,7 @@ def postgres_binary(program: str, *, beside: Path, prefer_pip: bool) -> Path:
         for folder in (package, package.with_name(f"{package.name}.libs")):
             if folder.is_dir():
                 _copy_tree(folder, staged / folder.name)
-        grant_traversal(staged / package.name)
+        grant_traversal(staged / package.name, up_to=beside)
     return staged / found.relative_to(package.parent)
 
 
@@ -101,9 +125,16 @@ def postgres_settings(settings: dict[str, str]) -> str:
 
 
 def init_postgres(
-    data_dir: Path, *, settings: dict[str, str] | None = None, prefer_pip: bool = False
+    data_dir: Path,
+    *,
+    password_file: Path,
+    settings: dict[str, str] | None = None,
+    prefer_pip: bool = False,
 ) -> None:
-    """initdb with trust auth on loopback, unless `data_dir` already holds a cluster.
+    """initdb, unless `data_dir` already holds a cluster: superuser `postgres` with the
+    password in `password_file`, scram-sha-256 for every connection, the Unix socket included
+    (any local account could otherwise connect as superuser, and run programs through
+    `COPY ... TO PROGRAM`).
 
     Settings are appended to postgresql.conf because PostgreSQL 15's initdb has no `-c`.
     """
@@ -112,7 +143,7 @@ def init_postgres(
     user = unprivileged_user()
     data_dir.mkdir(parents=True, exist_ok=True)
     if user:
-        grant_traversal(data_dir)
+        grant_traversal(data_dir, up_to=data_dir.parent)
         chown_tree(data_dir, user)
     initdb = postgres_binary("initdb", beside=data_dir.parent, prefer_pip=prefer_pip)
     result = subprocess.run(
@@ -121,8 +152,9 @@ def init_postgres(
             "-D",
             str(data_dir),
             "-U",
-            "postgres",
-            "--auth=trust",
+            POSTGRES_USER,
+            f"--pwfile={password_file}",
+            "--auth=scram-sha-256",
             "-E",
             "UTF8",
             "--no-locale",
@@ -143,6 +175,7 @@ def init_postgres(
         "fsync": "on",
         "wal_level": "replica",
         "max_wal_senders": "10",
+        "password_encryption": "scram-sha-256",  # a method, not a password  # nosec B105
     }
     with (data_dir / "postgresql.conf").open("a") as conf:
         conf.write(postgres_settings(base | (settings or {})))
@@ -163,12 +196,16 @@ def postgres_process(
     port: int,
     *,
     log_path: Path,
+    password_file: Path,
     settings: dict[str, str] | None = None,
     prefer_pip: bool = False,
 ) -> tuple[ManagedProcess, PostgresEndpoint]:
-    """An initialised but not started PostgreSQL."""
-    init_postgres(data_dir, settings=settings, prefer_pip=prefer_pip)
-    endpoint = PostgresEndpoint(LOOPBACK, port)
+    """An initialised but not started PostgreSQL whose superuser's password is in
+    `password_file` (a new cluster gets it; an existing one must have it already)."""
+    init_postgres(data_dir, password_file=password_file, settings=settings, prefer_pip=prefer_pip)
+    endpoint = PostgresEndpoint(
+        LOOPBACK, port, POSTGRES_USER, password_file.read_text().strip() or None
+    )
     # the log file is opened by us and inherited, so it may live where `user` cannot write
     user = unprivileged_user()
     process = ManagedProcess(
@@ -194,12 +231,18 @@ def start_postgres(
     port: int,
     *,
     log_path: Path,
+    password_file: Path,
     settings: dict[str, str] | None = None,
     timeout: float = 30.0,
     prefer_pip: bool = False,
 ) -> tuple[ManagedProcess, PostgresEndpoint]:
     made = postgres_process(
-        data_dir, port, log_path=log_path, settings=settings, prefer_pip=prefer_pip
+        data_dir,
+        port,
+        log_path=log_path,
+        password_file=password_file,
+        settings=settings,
+        prefer_pip=prefer_pip,
     )
     return _started(made, timeout)
 
@@ -230,10 +273,16 @@ def redis_process(
     prefer_pip: bool = False,
     binary: Path | None = None,
 ) -> tuple[ManagedProcess, RedisEndpoint]:
-    """A Redis (or Valkey) server, not started; `binary` names the server program."""
+    """A Redis (or Valkey) server, not started; `binary` names the server program. With
+    `password`, clients must AUTH with it (`requirepass`, read from a 0600 config file in
+    `data_dir`: on the command line `ps` would show it)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    argv = [
-        str(binary or _redis_server(prefer_pip)),
+    argv = [str(binary or _redis_server(prefer_pip))]
+    if password:
+        config = data_dir / "auth.conf"
+        write_secret(config, f'requirepass "{password}"\n')
+        argv.append(str(config))
+    argv += [
         "--port",
         str(port),
         "--bind",
@@ -243,8 +292,6 @@ def redis_process(
         "--daemonize",
         "no",
     ]
-    if password:
-        argv += ["--requirepass", password]
     argv += list(extra_args)
     endpoint = RedisEndpoint(LOOPBACK, port, password)
     process = ManagedProcess(
@@ -321,13 +368,21 @@ def nats_process(
     cluster_port: int | None = None,
     routes: Sequence[int] = (),
     cluster_name: str = "acoustid",
+    password: str | None = None,
     prefer_pip: bool = False,
 ) -> tuple[ManagedProcess, NatsEndpoint]:
     """One nats-server with JetStream, not started; with `cluster_port` and `routes` it joins
-    a cluster."""
+    a cluster. With `password`, clients must log in as NATS_USER with it (an authorization
+    block in a 0600 config file in `store_dir`, never on the command line)."""
     store_dir.mkdir(parents=True, exist_ok=True)
-    argv = [
-        str(require_binary("nats-server", prefer_pip=prefer_pip)),
+    argv = [str(require_binary("nats-server", prefer_pip=prefer_pip))]
+    if password:
+        config = store_dir / "auth.conf"
+        write_secret(
+            config, f'authorization {{\n  user: "{NATS_USER}"\n  password: "{password}"\n}}\n'
+        )
+        argv += ["-c", str(config)]
+    argv += [
         "-a",
         LOOPBACK,
         "-p",

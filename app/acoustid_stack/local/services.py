@@ -6,7 +6,8 @@ Each service comes from the first source that works, in this order:
 3. a container, when a Docker engine answers (testcontainers);
 4. a process started from binaries (PATH, Debian's PostgreSQL, pip packages) on a free
    loopback port.
-Whatever this object started, `close()` stops.
+`ACOUSTID_TEST_SERVICES=container` skips 2 and 4: containers or nothing (the container tests
+run integration modules that way). Whatever this object started, `close()` stops.
 """
 
 from __future__ import annotations
@@ -21,9 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from acoustid_stack.local.credentials import ensure_secret
 from acoustid_stack.local.endpoints import NatsEndpoint, PostgresEndpoint, RedisEndpoint
 from acoustid_stack.local.process import ManagedProcess, free_port, port_open
-from acoustid_stack.local.servers import LOOPBACK, start_nats, start_postgres, start_redis
+from acoustid_stack.local.servers import (
+    LOOPBACK,
+    start_nats,
+    start_postgres,
+    start_redis,
+    unprivileged_user,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +84,8 @@ class Services:
         self._work_dir = work_dir
         self._use_running = use_running
         self._use_docker = use_docker
+        if self._environ.get("ACOUSTID_TEST_SERVICES") == "container":
+            self._use_running, self._use_docker = False, True
         self._processes: list[ManagedProcess] = []
         self._containers: list[Any] = []
         self._cache: dict[str, Any] = {}
@@ -151,14 +161,14 @@ class Services:
         self.sources[kind.name] = source
         return endpoint
 
-    # testcontainers: real code for machines with a Docker engine (none runs on our CI)
+    # testcontainers (tests/deploy/containers runs them on a private engine)
     def _postgres_container(self) -> tuple[Any, PostgresEndpoint]:
         from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
 
         container = PostgresContainer(
             IMAGES["postgres"],
             username="postgres",
-            password="postgres",  # noqa: S106 - a throwaway container's password
+            password="postgres",  # noqa: S106 - a throwaway container's  # nosec B106
             driver=None,
         ).start()
         return container, PostgresEndpoint(
@@ -184,8 +194,13 @@ class Services:
         return container, NatsEndpoint(host, int(port))
 
     def _postgres_binary(self, work_dir: Path) -> tuple[ManagedProcess, PostgresEndpoint]:
+        password_file = work_dir / "postgres-password"
+        ensure_secret(password_file, owner=unprivileged_user())
         return start_postgres(
-            work_dir / "postgres", free_port(), log_path=work_dir / "postgres.log"
+            work_dir / "postgres",
+            free_port(),
+            log_path=work_dir / "postgres.log",
+            password_file=password_file,
         )
 
     def _redis_binary(self, work_dir: Path) -> tuple[ManagedProcess, RedisEndpoint]:

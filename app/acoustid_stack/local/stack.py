@@ -11,13 +11,14 @@ import configparser
 import dataclasses
 import json
 import os
-import secrets
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
 
+from acoustid_stack.local.credentials import NATS_USER, StackSecrets, ensure_secret
 from acoustid_stack.local.process import ManagedProcess, free_port, port_open
 from acoustid_stack.local.servers import (
     LOOPBACK,
@@ -26,6 +27,7 @@ from acoustid_stack.local.servers import (
     nats_process,
     postgres_process,
     redis_process,
+    unprivileged_user,
 )
 from acoustid_stack.local.supervisor import Service
 from acoustid_stack.ops.interfaces import Cluster
@@ -49,7 +51,13 @@ INFRASTRUCTURE = ("postgresql", "redis", "nats")
 INDEX_NAME = "fingerprints"
 
 
+#: root's data folder: PostgreSQL runs as another user, who cannot enter /root (0700)
+ROOT_DATA_DIR = Path("/var/lib/acoustid-stack")
+
+
 def default_data_dir() -> Path:
+    if os.geteuid() == 0:
+        return ROOT_DATA_DIR
     return Path(platformdirs.user_data_dir("acoustid-stack", appauthor=False))
 
 
@@ -85,6 +93,10 @@ class Layout:
         return self.root / "website-secret"
 
     @property
+    def secrets(self) -> StackSecrets:
+        return StackSecrets(self.root)
+
+    @property
     def index_snapshots(self) -> Path:
         return self.root / "index-snapshots"
 
@@ -117,19 +129,35 @@ def stack_ports(layout: Layout, *, use_system_services: bool) -> dict[str, int]:
 
 
 def write_config(
-    layout: Layout, ports: dict[str, int], *, database_prefix: str, index_snapshots: bool = False
+    layout: Layout,
+    ports: dict[str, int],
+    *,
+    database_prefix: str,
+    index_snapshots: bool = False,
+    protected: Collection[str] = INFRASTRUCTURE,
 ) -> Path:
     """The acoustid.conf every child process reads (ACOUSTID_CONFIG); with `index_snapshots`,
-    cron keeps index snapshots in the data folder."""
-    if not layout.secret.exists():
-        layout.secret.write_text(secrets.token_urlsafe(32))
-        layout.secret.chmod(0o600)
+    cron keeps index snapshots in the data folder.
+
+    The servers named in `protected` are ours, started with the passwords of the data folder
+    (made on the first start): the config names those files. Servers found running
+    (--use-system-services) are used as they are.
+    """
+    secrets = layout.secrets
+    secrets.ensure(postgres_owner=unprivileged_user())
+    ensure_secret(layout.secret)
     ini = configparser.ConfigParser()
     ini["database"] = {"host": LOOPBACK, "port": str(ports["postgresql"]), "user": "postgres"}
+    if "postgresql" in protected:
+        ini["database"]["password_file"] = str(secrets.postgresql)
     for name in ("app", "fingerprint", "ingest"):
         ini[f"database.{name}"] = {"name": f"{database_prefix}_{name}"}
     ini["redis"] = {"host": LOOPBACK, "port": str(ports["redis"])}
+    if "redis" in protected:
+        ini["redis"]["password_file"] = str(secrets.redis)
     ini["nats"] = {"servers": f"nats://{LOOPBACK}:{ports['nats']}"}
+    if "nats" in protected:
+        ini["nats"].update(user=NATS_USER, password_file=str(secrets.nats))
     ini["index"] = {"shards": f"http://{LOOPBACK}:{ports['index']}", "name": INDEX_NAME}
     if index_snapshots:
         ini["index"]["snapshot_dir"] = str(layout.index_snapshots)
@@ -167,18 +195,22 @@ class Stack:
         self.options = options
         self.layout = Layout(options.data_dir)
         self.ports = stack_ports(self.layout, use_system_services=options.use_system_services)
-        # system services are shared with other users: keep our databases apart by name
-        prefix = "acoustid_local" if options.use_system_services else "acoustid"
-        self.config_path = write_config(
-            self.layout, self.ports, database_prefix=prefix, index_snapshots=True
-        )
-        self.env = {**os.environ, "ACOUSTID_CONFIG": str(self.config_path)}
         # with --use-system-services, servers already listening are used as they are
         self.supervised_infrastructure = tuple(
             name
             for name in INFRASTRUCTURE
             if not (options.use_system_services and port_open(LOOPBACK, self.ports[name]))
         )
+        # system services are shared with other users: keep our databases apart by name
+        prefix = "acoustid_local" if options.use_system_services else "acoustid"
+        self.config_path = write_config(
+            self.layout,
+            self.ports,
+            database_prefix=prefix,
+            index_snapshots=True,
+            protected=self.supervised_infrastructure,
+        )
+        self.env = {**os.environ, "ACOUSTID_CONFIG": str(self.config_path)}
 
     def url(self, name: str) -> str:
         scheme = "nats" if name == "nats" else "http"
@@ -210,7 +242,12 @@ class Stack:
         if name == "postgresql":
             settings = derived.postgresql.parameters() if derived else None
             process = postgres_process(
-                data, self.ports[name], log_path=log, settings=settings, prefer_pip=prefer_pip
+                data,
+                self.ports[name],
+                log_path=log,
+                password_file=self.layout.secrets.postgresql,
+                settings=settings,
+                prefer_pip=prefer_pip,
             )[0]
             # on the command line, not in postgresql.conf: a stack made before it archives too
             backups = configure_backups(
@@ -226,9 +263,20 @@ class Stack:
                 for key, value in derived.redis.directives().items():
                     extra += [f"--{key}", value]
             return redis_process(
-                data, self.ports[name], log_path=log, extra_args=extra, prefer_pip=prefer_pip
+                data,
+                self.ports[name],
+                log_path=log,
+                password=self.layout.secrets.redis.read_text().strip(),
+                extra_args=extra,
+                prefer_pip=prefer_pip,
             )[0]
-        return nats_process(data, self.ports[name], log_path=log, prefer_pip=prefer_pip)[0]
+        return nats_process(
+            data,
+            self.ports[name],
+            log_path=log,
+            password=self.layout.secrets.nats.read_text().strip(),
+            prefer_pip=prefer_pip,
+        )[0]
 
     def _command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "acoustid_stack", *args]

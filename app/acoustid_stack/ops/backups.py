@@ -27,6 +27,7 @@ from acoustid_stack.errors import UserError
 from acoustid_stack.index.interfaces import FpindexError
 from acoustid_stack.index.snapshots import download_snapshot
 from acoustid_stack.local.binaries import require_binary
+from acoustid_stack.local.credentials import libpq_tool_login
 from acoustid_stack.ops import status
 from acoustid_stack.ops.interfaces import BaseBackup
 from acoustid_stack.ops.layout import BackupRepository, StackFiles, folder_size
@@ -115,11 +116,12 @@ def backup_dumps(repo: BackupRepository, settings: Settings) -> Path:
             row = conn.execute("SELECT pg_export_snapshot()").fetchone()
             assert row is not None
             counts |= table_counts(conn, name)
-            argv = [str(pg_dump), "-Fc", "-f", str(folder / f"{name}.dump")]
-            argv += [f"--snapshot={row[0]}", "-d", database.conninfo()]
-            result = subprocess.run(
-                argv, capture_output=True, text=True, check=False, timeout=DUMP_TIMEOUT
-            )
+            with libpq_tool_login(database.conninfo()) as (conninfo, env):
+                argv = [str(pg_dump), "-Fc", "-f", str(folder / f"{name}.dump")]
+                argv += [f"--snapshot={row[0]}", "-d", conninfo]
+                result = subprocess.run(
+                    argv, capture_output=True, text=True, check=False, timeout=DUMP_TIMEOUT, env=env
+                )
         if result.returncode != 0:
             raise UserError(f"pg_dump of {database.name} failed: {result.stderr.strip()}")
     details = {"taken_at": started.isoformat(), "pg_dump_major": binary_major(pg_dump)}

@@ -23,9 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from acoustid_stack.errors import UserError
-from acoustid_stack.local.endpoints import PostgresEndpoint
 from acoustid_stack.local.process import run_as
-from acoustid_stack.local.servers import LOOPBACK, chown_tree, grant_traversal, unprivileged_user
+from acoustid_stack.local.servers import chown_tree, grant_traversal, unprivileged_user
 from acoustid_stack.ops.interfaces import BaseBackup, Cluster
 from acoustid_stack.ops.layout import folder_size, stamp
 from acoustid_stack.ops.pgbackrest import RETENTION_FULL
@@ -82,7 +81,7 @@ class BaseBackups:
         )
         if tool.user:
             # PostgreSQL's archiver and pg_basebackup write here as that user
-            grant_traversal(tool.root)
+            grant_traversal(tool.root, up_to=config.parent)
             chown_tree(tool.root, tool.user)
         return tool
 
@@ -112,8 +111,7 @@ class BaseBackups:
         if kind not in (None, "full"):
             raise UserError(f"{self.tool} takes full backups only; leave out --type {kind}")
         cluster = self.cluster()
-        endpoint = PostgresEndpoint(LOOPBACK, cluster.port)
-        program = tool_for("pg_basebackup", server_major(endpoint.conninfo()), beside=self.root)
+        program = tool_for("pg_basebackup", server_major(cluster.conninfo()), beside=self.root)
         started = datetime.now(UTC)
         name = stamp(started)
         if (self.base_dir / name).exists():
@@ -121,7 +119,7 @@ class BaseBackups:
         # hidden until complete: backups() never lists a half-written one
         partial = self.base_dir / f".{name}.partial"
         shutil.rmtree(partial, ignore_errors=True)
-        argv = [str(program), "-h", LOOPBACK, "-p", str(cluster.port), "-U", endpoint.user]
+        argv = [str(program), "-d", cluster.conninfo()]
         argv += ["-D", str(partial), "-F", "p", "-X", "stream", "-c", "fast"]
         argv += ["-l", f"acoustid {name}"]
         try:
@@ -132,6 +130,7 @@ class BaseBackups:
                 timeout=TIMEOUT,
                 check=False,
                 cwd="/",
+                env=cluster.tool_env(),
                 **run_as(self.user),
             )
         except subprocess.TimeoutExpired:
@@ -254,5 +253,5 @@ class BaseBackups:
         with (data_dir / "postgresql.auto.conf").open("a") as conf:
             conf.writelines(f"{key} = {_conf_value(value)}\n" for key, value in settings.items())
         if self.user:
-            grant_traversal(data_dir)
+            grant_traversal(data_dir, up_to=data_dir.parent)
             chown_tree(data_dir, self.user)

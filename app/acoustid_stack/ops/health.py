@@ -14,8 +14,7 @@ import psycopg
 import redis
 
 from acoustid_stack.config import Settings
-from acoustid_stack.local.endpoints import PostgresEndpoint
-from acoustid_stack.local.servers import LOOPBACK
+from acoustid_stack.ops.interfaces import Cluster
 from acoustid_stack.ops.layout import BackupRepository, StackFiles
 from acoustid_stack.ops.postgres_backups import configured, open_backups
 from acoustid_stack.ops.wal import Lsn
@@ -64,8 +63,8 @@ def check_postgresql(settings: Settings, files: StackFiles, repo: BackupReposito
         others = [n for n in others if files.server_dir(n) != primary_dir]
     for name in others:
         try:
-            endpoint = PostgresEndpoint(LOOPBACK, ports[name])
-            with psycopg.connect(endpoint.conninfo(), connect_timeout=3) as conn:
+            cluster = Cluster(files.server_dir(name), ports[name])
+            with psycopg.connect(cluster.conninfo(), connect_timeout=3) as conn:
                 replica = conn.execute(
                     "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"
                 ).fetchone()

@@ -13,6 +13,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from psycopg.conninfo import make_conninfo
+
+from acoustid_stack.local.credentials import POSTGRES_USER, StackSecrets
+from acoustid_stack.local.servers import LOOPBACK
+
 
 @dataclass(frozen=True)
 class Cluster:
@@ -26,6 +31,27 @@ class Cluster:
     @property
     def socket(self) -> Path:
         return self.socket_dir or self.data_dir
+
+    @property
+    def secrets(self) -> StackSecrets:
+        """The secrets of the stack folder holding the data folder (`up`, drills)."""
+        return StackSecrets(self.data_dir.parent)
+
+    def conninfo(self) -> str:
+        """libpq keywords reaching the server over loopback as the superuser, the password
+        read from the stack's pgpass (when it has one)."""
+        passfile = self.secrets.pgpass
+        return make_conninfo(
+            host=LOOPBACK,
+            port=self.port,
+            user=POSTGRES_USER,
+            dbname="postgres",
+            passfile=str(passfile) if passfile.exists() else None,
+        )
+
+    def tool_env(self) -> dict[str, str]:
+        """The environment of a PostgreSQL tool (pg_basebackup, pgBackRest) run on it."""
+        return self.secrets.pgpass_env()
 
 
 @dataclass(frozen=True)

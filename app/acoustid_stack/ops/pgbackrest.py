@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import configparser
 import json
-import os
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -71,7 +70,7 @@ class PgBackRest:
             ini.write(handle)
         tool = cls(config, stanza=stanza)
         if tool.user:
-            grant_traversal(repo)
+            grant_traversal(repo, up_to=repo.parent)
             chown_tree(repo, tool.user)
         return tool
 
@@ -105,7 +104,7 @@ class PgBackRest:
                 timeout=timeout,
                 check=False,
                 cwd="/",
-                env={**os.environ, "PGBACKREST_CONFIG": str(self.config)},
+                env={**self.cluster().tool_env(), "PGBACKREST_CONFIG": str(self.config)},
                 **run_as(self.user),
             )
         except subprocess.TimeoutExpired:
@@ -163,7 +162,7 @@ class PgBackRest:
         data_dir.mkdir(parents=True)
         data_dir.chmod(0o700)
         if self.user:
-            grant_traversal(data_dir)
+            grant_traversal(data_dir, up_to=data_dir.parent)
             chown_tree(data_dir, self.user)
         args = [f"--pg1-path={data_dir}"]
         if target_time:

@@ -20,7 +20,6 @@ import psycopg
 
 from acoustid_stack.config import Settings
 from acoustid_stack.errors import UserError
-from acoustid_stack.local.endpoints import PostgresEndpoint
 from acoustid_stack.local.process import port_open
 from acoustid_stack.local.servers import LOOPBACK
 from acoustid_stack.ops.backups import meta
@@ -51,7 +50,7 @@ def failover(files: StackFiles, repo: BackupRepository) -> Cluster:
     if not candidates:
         raise UserError(f"{files.root} has no PostgreSQL replica to promote")
     name = candidates[0]
-    replica = PostgresEndpoint(LOOPBACK, ports[name])
+    replica = Cluster(files.server_dir(name), ports[name], old.socket_dir)
     try:
         with psycopg.connect(replica.conninfo(), autocommit=True, connect_timeout=5) as conn:
             row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
@@ -62,10 +61,9 @@ def failover(files: StackFiles, repo: BackupRepository) -> Cluster:
                 conn.execute("CHECKPOINT")
     except psycopg.OperationalError as exc:
         raise UserError(f"the replica {name} at port {ports[name]} does not answer: {exc}") from exc
-    new = Cluster(files.server_dir(name), ports[name], old.socket_dir)
-    reconfigure(repo, new)
-    set_database_port(files.config, new.port)
-    return new
+    reconfigure(repo, replica)
+    set_database_port(files.config, replica.port)
+    return replica
 
 
 def set_database_port(config: Path, port: int) -> None:

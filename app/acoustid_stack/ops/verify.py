@@ -23,6 +23,7 @@ Results are recorded as `verified` timestamps (or failures) in status.json.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import tarfile
@@ -40,9 +41,15 @@ import redis
 from acoustid_stack.config import Settings
 from acoustid_stack.errors import UserError
 from acoustid_stack.local.binaries import require_binary
+from acoustid_stack.local.credentials import libpq_tool_login, write_secret
 from acoustid_stack.local.endpoints import PostgresEndpoint
 from acoustid_stack.local.process import free_port
-from acoustid_stack.local.servers import postgres_process, redis_process, running
+from acoustid_stack.local.servers import (
+    postgres_process,
+    redis_process,
+    running,
+    unprivileged_user,
+)
 from acoustid_stack.ops import status
 from acoustid_stack.ops.backups import (
     COUNTED,
@@ -121,10 +128,21 @@ def _scratch(repo: BackupRepository) -> Iterator[Path]:
 
 
 @contextmanager
-def _scratch_postgres(data: Path, *, prefer_pip: bool) -> Iterator[PostgresEndpoint]:
-    """A PostgreSQL on `data` (initialised when empty), TCP only and never archiving."""
+def _scratch_postgres(
+    data: Path, *, password: str | None, prefer_pip: bool
+) -> Iterator[PostgresEndpoint]:
+    """A PostgreSQL on `data` (initialised when empty), TCP only and never archiving.
+
+    A restored copy keeps the live cluster's superuser `password`; a new one gets a random one.
+    """
+    password_file = data.parent / "postgres-password"
+    write_secret(password_file, password or secrets.token_urlsafe(32), owner=unprivileged_user())
     process, endpoint = postgres_process(
-        data, free_port(), log_path=data.parent / "postgres.log", prefer_pip=prefer_pip
+        data,
+        free_port(),
+        log_path=data.parent / "postgres.log",
+        password_file=password_file,
+        prefer_pip=prefer_pip,
     )
     # the restored postgresql.conf names the live cluster's socket folder
     process.argv += ["-c", "unix_socket_directories=", "-c", "archive_mode=off"]
@@ -142,7 +160,9 @@ def verify_postgresql(repo: BackupRepository, settings: Settings) -> Verificatio
             open_backups(repo).restore(data, archive=False)
             major = data_dir_major(data)
             with _scratch_postgres(
-                data, prefer_pip=prefer_pip_for("postgres", major, exact=True)
+                data,
+                password=settings.database.get("app").password,
+                prefer_pip=prefer_pip_for("postgres", major, exact=True),
             ) as endpoint:
                 return _check_restored(endpoint, settings)
         except UserError as exc:
@@ -210,7 +230,7 @@ def verify_dump(repo: BackupRepository) -> Verification:
         with (
             _scratch(repo) as scratch,
             _scratch_postgres(
-                scratch / "data", prefer_pip=prefer_pip_for("postgres", major)
+                scratch / "data", password=None, prefer_pip=prefer_pip_for("postgres", major)
             ) as endpoint,
         ):
             counts = _restore_dumps(folder, pg_restore, endpoint)
@@ -238,18 +258,20 @@ def _restore_dumps(folder: Path, pg_restore: Path, endpoint: PostgresEndpoint) -
         with psycopg.connect(endpoint.conninfo(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "verify_{name}"')
         # owners and grants name roles of the live server that the scratch one lacks
-        result = subprocess.run(
-            [
-                str(pg_restore),
-                "--exit-on-error",
-                "--no-owner",
-                "--no-privileges",
-                *("-d", endpoint.conninfo(f"verify_{name}"), str(folder / f"{name}.dump")),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        with libpq_tool_login(endpoint.conninfo(f"verify_{name}")) as (conninfo, env):
+            result = subprocess.run(
+                [
+                    str(pg_restore),
+                    "--exit-on-error",
+                    "--no-owner",
+                    "--no-privileges",
+                    *("-d", conninfo, str(folder / f"{name}.dump")),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                env=env,
+            )
         if result.returncode != 0:
             lines = result.stderr.strip().splitlines() or ["no output"]
             raise UserError(f"{name}.dump does not restore: {lines[-1]}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 import redis
 
 from acoustid_stack.errors import UserError
+from acoustid_stack.local.credentials import ensure_secret
 from acoustid_stack.local.endpoints import NatsEndpoint
 from acoustid_stack.local.process import ManagedProcess, free_port, port_open
 from acoustid_stack.local.servers import start_nats
@@ -50,8 +53,10 @@ def test_running_servers_are_used_as_they_are(services: Services) -> None:
 
 
 @pytest.mark.slow
-def test_binaries_start_real_servers_and_stop_them(tmp_path: Path) -> None:
-    with Services(work_dir=tmp_path, use_running=False, use_docker=False) as svc:
+def test_binaries_start_real_servers_and_stop_them() -> None:
+    # not under pytest's basetemp (0700): PostgreSQL runs as another user when we are root
+    work = Path(tempfile.mkdtemp(prefix="acoustid-binaries-"))
+    with Services(work_dir=work, use_running=False, use_docker=False) as svc:
         pg, rd, nt = svc.postgres(), svc.redis(), svc.nats()
         assert svc.sources == {"postgres": "binary", "redis": "binary", "nats": "binary"}
         with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
@@ -66,6 +71,7 @@ def test_binaries_start_real_servers_and_stop_them(tmp_path: Path) -> None:
         assert asyncio.run(_jetstream_round_trip(nt, "HARNESS")) == 1
         ports = [(pg.host, pg.port), (rd.host, rd.port), (nt.host, nt.port)]
     assert not any(port_open(host, port) for host, port in ports)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.mark.slow
@@ -115,13 +121,22 @@ def test_process_that_dies_at_start_reports_its_log(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_pip_shipped_binaries_run_without_system_packages(tmp_path: Path) -> None:
+def test_pip_shipped_binaries_run_without_system_packages() -> None:
     from acoustid_stack.local.binaries import find_binary
-    from acoustid_stack.local.servers import start_postgres, start_redis
+    from acoustid_stack.local.servers import start_postgres, start_redis, unprivileged_user
 
     assert "site-packages" in str(find_binary("postgres", prefer_pip=True))
+    # not under pytest's basetemp (0700): PostgreSQL runs as another user when we are root
+    tmp_path = Path(tempfile.mkdtemp(prefix="acoustid-pip-servers-"))
+    tmp_path.chmod(0o755)
+    password_file = tmp_path / "pg-password"
+    ensure_secret(password_file, owner=unprivileged_user())
     pg_process, pg = start_postgres(
-        tmp_path / "pg", free_port(), log_path=tmp_path / "pg.log", prefer_pip=True
+        tmp_path / "pg",
+        free_port(),
+        log_path=tmp_path / "pg.log",
+        password_file=password_file,
+        prefer_pip=True,
     )
     rd_process, rd = start_redis(
         tmp_path / "rd", free_port(), log_path=tmp_path / "rd.log", prefer_pip=True
@@ -137,3 +152,4 @@ def test_pip_shipped_binaries_run_without_system_packages(tmp_path: Path) -> Non
     finally:
         pg_process.stop()
         rd_process.stop()
+        shutil.rmtree(tmp_path, ignore_errors=True)

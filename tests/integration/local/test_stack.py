@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,12 +34,21 @@ def test_a_profile_is_scaled_down_to_fit_this_machine() -> None:
     )
 
 
-def test_profile_minimum_tunes_postgresql_and_redis(tmp_path: Path) -> None:
-    tmp_path.chmod(0o755)
-    stack = Stack(StackOptions(data_dir=tmp_path / "data", profile="minimum"))
+@pytest.fixture
+def traversable_tmp() -> Iterator[Path]:
+    """A folder outside pytest's basetemp (0700), which the user PostgreSQL runs as (when we
+    are root) cannot enter."""
+    folder = Path(tempfile.mkdtemp(prefix="acoustid-stack-test-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_profile_minimum_tunes_postgresql_and_redis(traversable_tmp: Path) -> None:
+    stack = Stack(StackOptions(data_dir=traversable_tmp / "data", profile="minimum"))
     services = {s.name: s for s in stack.infrastructure()}
     derived = scaled_to_machine(load_sizing().profile("minimum")).derived
-    conf = (tmp_path / "data" / "postgresql" / "postgresql.conf").read_text()
+    conf = (traversable_tmp / "data" / "postgresql" / "postgresql.conf").read_text()
     for key, value in derived.postgresql.parameters().items():
         assert f"{key} = '{value}'" in conf
     redis_argv = services["redis"].process.argv

@@ -101,7 +101,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     pip = servers == "pip"
     root = Path(tempfile.mkdtemp(prefix=f"acoustid-backup-{servers}-"))
     root.chmod(0o755)
-    grant_traversal(root)
+    grant_traversal(root, up_to=root)
     ports = {name: free_port() for name in ("postgresql", "redis", "nats", "index", "api", "web")}
     StackFiles(root).save_ports(ports)
     write_config(Layout(root), ports, database_prefix="acoustid")
@@ -109,14 +109,25 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     backups = configure_backups(
         repo, Cluster(root / "postgresql", ports["postgresql"]), BACKUP_TOOLS[servers]
     )
-    init_postgres(root / "postgresql", settings=backups.archive_settings(), prefer_pip=pip)
-    postgres, _ = start_postgres(
-        root / "postgresql", ports["postgresql"], log_path=root / "pg.log", prefer_pip=pip
+    secrets = Layout(root).secrets
+    init_postgres(
+        root / "postgresql",
+        password_file=secrets.postgresql,
+        settings=backups.archive_settings(),
+        prefer_pip=pip,
     )
-    cache, _ = start_redis(
+    postgres, _ = start_postgres(
+        root / "postgresql",
+        ports["postgresql"],
+        log_path=root / "pg.log",
+        password_file=secrets.postgresql,
+        prefer_pip=pip,
+    )
+    cache, cache_endpoint = start_redis(
         root / "redis",
         ports["redis"],
         log_path=root / "redis.log",
+        password=secrets.redis.read_text(),
         extra_args=["--appendonly", "yes"],
         prefer_pip=pip,
     )
@@ -126,7 +137,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
             pass
         with psycopg.connect(settings.database.get("app").conninfo()) as conn:
             conn.execute("INSERT INTO account (name, apikey) VALUES ('backup test', 'k1')")
-        client = redis.Redis(port=ports["redis"])
+        client = redis.Redis.from_url(cache_endpoint.url())
         client.set("persistent", "1")
         client.set("expiring", "1", ex=3600)
         client.close()

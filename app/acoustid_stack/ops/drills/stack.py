@@ -31,6 +31,7 @@ from acoustid_stack.config import Settings, load_settings
 from acoustid_stack.db.migrate import upgrade
 from acoustid_stack.errors import UserError
 from acoustid_stack.local.bootstrap import ensure_local_application
+from acoustid_stack.local.credentials import StackSecrets
 from acoustid_stack.local.process import ManagedProcess, free_port, port_open, run_as
 from acoustid_stack.local.servers import (
     LOOPBACK,
@@ -98,11 +99,11 @@ class DrillStack:
         self.root.mkdir(parents=True, exist_ok=True)
         # PostgreSQL runs as an unprivileged user when we are root and must reach its folders
         self.root.chmod(0o755)
-        grant_traversal(self.root)
+        grant_traversal(self.root, up_to=self.root)
         self.files = StackFiles(self.root)
         self.repo = BackupRepository(self.root / "backup")
         # Unix socket paths are limited to 107 bytes: a short folder outside the data folder
-        digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:12]  # noqa: S324 - a name
+        digest = hashlib.sha1(str(self.root).encode(), usedforsecurity=False).hexdigest()[:12]
         self.socket_dir = Path(tempfile.gettempdir()) / f"acoustid-drill-{digest}"
         if not self.files.ports_file.exists():
             self.files.save_ports({name: free_port() for name in PORT_NAMES})
@@ -143,6 +144,10 @@ class DrillStack:
             ini.write(handle)
 
     @property
+    def secrets(self) -> StackSecrets:
+        return Layout(self.root).secrets
+
+    @property
     def settings(self) -> Settings:
         """Settings as the app reads them now (a failover rewrites the config)."""
         return load_settings(str(self.files.config))
@@ -163,6 +168,7 @@ class DrillStack:
             data,
             self.ports[name],
             log_path=self.files.logs / f"{name}.log",
+            password_file=self.secrets.postgresql,
             prefer_pip=self.prefer_pip,
         )
         self.socket_dir.mkdir(exist_ok=True)
@@ -182,6 +188,7 @@ class DrillStack:
                 self.files.server_dir(name),
                 self.ports[name],
                 log_path=log,
+                password=self.secrets.redis.read_text().strip(),
                 extra_args=args,
                 prefer_pip=self.prefer_pip,
             )[0]
@@ -194,6 +201,7 @@ class DrillStack:
                 server_name=name,
                 cluster_port=self.ports[f"{name}-cluster"],
                 routes=others,
+                password=self.secrets.nats.read_text().strip(),
                 prefer_pip=self.prefer_pip,
             )[0]
         if name in INDEX_SERVICES:
@@ -312,7 +320,12 @@ class DrillStack:
             # api, workers and cron each pool connections to three databases
             "max_connections": "300",
         }
-        init_postgres(primary, settings=archiving, prefer_pip=self.prefer_pip)
+        init_postgres(
+            primary,
+            password_file=self.secrets.postgresql,
+            settings=archiving,
+            prefer_pip=self.prefer_pip,
+        )
         self.start_services(["postgresql", "redis", *NATS_SERVICES])
         settings = self.settings
         self.wait_for_jetstream()
@@ -347,7 +360,9 @@ class DrillStack:
         self.wait_for(lambda: asyncio.run(ready()), "a JetStream leader", timeout)
 
     def clone_replica(self) -> None:
-        """pg_basebackup -R from the primary into postgresql-replica, then start it."""
+        """pg_basebackup -R from the primary into postgresql-replica, then start it (its
+        primary_conninfo names the stack's pgpass)."""
+        primary = Cluster(self.files.server_dir("postgresql"), self.ports["postgresql"])
         target = self.files.server_dir("postgresql-replica")
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
@@ -361,12 +376,8 @@ class DrillStack:
         result = subprocess.run(
             [
                 str(basebackup),
-                "-h",
-                LOOPBACK,
-                "-p",
-                str(self.ports["postgresql"]),
-                "-U",
-                "postgres",
+                "-d",
+                primary.conninfo(),
                 "-D",
                 str(target),
                 "-R",
@@ -379,6 +390,7 @@ class DrillStack:
             text=True,
             timeout=120,
             check=False,
+            env=primary.tool_env(),
             **run_as(user),
         )
         if result.returncode != 0:
