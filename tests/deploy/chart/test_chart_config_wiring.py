@@ -14,6 +14,8 @@ from .conftest import RELEASE, Rendered
 
 pytestmark = pytest.mark.deploy
 
+SENTRY_DSN = "https://secret-from-sentry-dsn@sentry.example.org/7"
+
 
 def pod_settings(rendered: Rendered, deployment: str, root: Path) -> Any:
     """Settings as the api pod would load them: its env, its ConfigMap, its secret files."""
@@ -27,6 +29,8 @@ def pod_settings(rendered: Rendered, deployment: str, root: Path) -> Any:
         local.parent.mkdir(parents=True, exist_ok=True)
         if variable["name"] == "ACOUSTID_CONFIG":
             local.write_text(config_map["data"]["acoustid.conf"])
+        elif path.name == "sentry-dsn":  # a DSN must be a URL
+            local.write_text(SENTRY_DSN + "\n")
         else:
             local.write_text(f"secret-from-{path.name}\n")
         environ[variable["name"]] = str(local)
@@ -60,3 +64,5 @@ def test_everything_on_settings_load_with_replicas_sentinels_and_extra_keys(
     assert settings.rate_limit.ip_rate == 10
     assert (settings.nats.user, settings.nats.password) == ("acoustid", "secret-from-nats-password")
     assert settings.website.base_url == "https://acoustid.example.org/"
+    assert settings.sentry.dsn == SENTRY_DSN
+    assert (settings.sentry.environment, settings.sentry.traces_sample_rate) == ("production", 0.05)

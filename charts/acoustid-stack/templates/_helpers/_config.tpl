@@ -12,7 +12,8 @@
 {{- end -}}
 
 {{/*
-Credentials in use, as YAML: name -> {file, env, secret, key}. Each is mounted as a file under
+Credentials in use, as YAML: name -> {file, env, secret, key} (the Sentry DSN only ever from
+sentry.existingSecret). Each is mounted as a file under
 /etc/acoustid/secrets and named by ACOUSTID_<SECTION>_<KEY>_FILE; no secret is ever in env or
 in the ConfigMap. `hook: true` points chart-managed ones at the hook copy of the Secret.
 */}}
@@ -23,7 +24,8 @@ in the ConfigMap. `hook: true` points chart-managed ones at the hook copy of the
   "database-password" (list $root.Values.database.auth "ACOUSTID_DATABASE_PASSWORD_FILE")
   "redis-password" (list $root.Values.redis.auth "ACOUSTID_REDIS_PASSWORD_FILE")
   "nats-password" (list $root.Values.nats.auth "ACOUSTID_NATS_PASSWORD_FILE")
-  "website-secret" (list $root.Values.website.auth "ACOUSTID_WEBSITE_SECRET_FILE") -}}
+  "website-secret" (list $root.Values.website.auth "ACOUSTID_WEBSITE_SECRET_FILE")
+  "sentry-dsn" (list $root.Values.sentry "ACOUSTID_SENTRY_DSN_FILE") -}}
 {{- range $file, $spec := $all }}
 {{- $auth := index $spec 0 }}
 {{- if $auth.existingSecret }}
@@ -73,6 +75,9 @@ in the ConfigMap. `hook: true` points chart-managed ones at the hook copy of the
 {{- if $v.config.baseUrl -}}
 {{- $_ := set $conf "website" (dict "base_url" $v.config.baseUrl) -}}
 {{- end -}}
+{{- if $v.sentry.existingSecret -}}
+{{- $_ := set $conf "sentry" (include "acoustid.sentrySettings" . | fromYaml) -}}
+{{- end -}}
 {{- toYaml $conf -}}
 {{- end -}}
 
@@ -95,4 +100,45 @@ in the ConfigMap. `hook: true` points chart-managed ones at the hook copy of the
 {{ $key }} = {{ $value }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* `[sentry]` settings other than the DSN (a mounted file), as key -> value. */}}
+{{- define "acoustid.sentrySettings" -}}
+traces_sample_rate: {{ .Values.sentry.tracesSampleRate }}
+{{- with .Values.sentry.environment }}
+environment: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* Error reporting of a pod without acoustid.conf (the index): `[sentry]` as ACOUSTID_SENTRY_*
+variables and the DSN file, mounted by acoustid.sentryVolume(Mount). */}}
+{{- define "acoustid.sentryEnv" -}}
+{{- if .Values.sentry.existingSecret }}
+- name: ACOUSTID_SENTRY_DSN_FILE
+  value: /etc/acoustid/secrets/sentry-dsn
+{{- range $key, $value := include "acoustid.sentrySettings" . | fromYaml }}
+- name: ACOUSTID_SENTRY_{{ upper $key }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "acoustid.sentryVolumeMount" -}}
+{{- if .Values.sentry.existingSecret }}
+- name: secrets
+  mountPath: /etc/acoustid/secrets
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "acoustid.sentryVolume" -}}
+{{- with .Values.sentry }}{{ if .existingSecret }}
+- name: secrets
+  secret:
+    secretName: {{ .existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ .existingSecretKey }}
+        path: sentry-dsn
+{{- end }}{{ end }}
 {{- end -}}

@@ -41,7 +41,16 @@
 {{- $errors = append $errors (printf "config.extra.%s.%s: set by the chart from its own values; remove it from config.extra" $section $key) -}}
 {{- end -}}
 {{- if regexMatch "(password|secret|dsn)(_file)?$" $key -}}
-{{- $errors = append $errors (printf "config.extra.%s.%s: secrets must not go into the ConfigMap; use the auth.existingSecret values" $section $key) -}}
+{{- $root := first (splitList "." $section) -}}
+{{- $fix := "" -}}
+{{- if eq $section "sentry" -}}
+{{- $fix = "put the DSN in a Secret and set sentry.existingSecret (and sentry.existingSecretKey)" -}}
+{{- else if has $root (list "database" "redis" "nats" "website") -}}
+{{- $fix = printf "put it in a Secret and set %s.auth.existingSecret (and %s.auth.existingSecretKey)" $root $root -}}
+{{- else -}}
+{{- $fix = "the chart has no Secret value for it" -}}
+{{- end -}}
+{{- $errors = append $errors (printf "config.extra.%s.%s: secrets must not go into the ConfigMap; %s" $section $key $fix) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
