@@ -25,6 +25,7 @@ Figures:
 
     python bench/api_bench.py                        # 100,000 realistic fingerprints
     python bench/api_bench.py --corpus uniform       # the same with uniformly random hashes
+    python bench/api_bench.py --also-from /tmp/old   # api CPU per lookup vs an older tree
     python bench/api_bench.py --fingerprints 20000 --lookups 1000 --imports 1000
 """
 
@@ -149,13 +150,28 @@ def fingerprint_rows(first_id: int, hashes: list[np.ndarray], lengths: Any) -> I
         )
 
 
+def index_terms(index: httpx.Client, ids: range, hashes: list[np.ndarray]) -> None:
+    changes = [
+        {"i": {"i": row_id, "h": extract_query(values).view(np.uint32).tolist()}}
+        for row_id, values in zip(ids, hashes, strict=True)
+    ]
+    for part in range(0, len(changes), 1000):
+        reply = index.post(
+            f"/{INDEX_NAME}/_update",
+            content=msgpack.packb({"c": changes[part : part + 1000]}),
+            headers={"Content-Type": "application/vnd.msgpack"},
+        )
+        reply.raise_for_status()
+
+
 def load_catalog(
-    settings: Settings, index_url: str, count: int, seed: int, source: Fingerprints
+    settings: Settings, index_url: str | None, count: int, seed: int, source: Fingerprints
 ) -> Catalog:
+    """`count` fingerprints into the database and, unless `index_url` is None, the index."""
     rng = np.random.default_rng(seed)
     catalog = Catalog([], np.zeros(0, dtype=np.int64), [])
     lengths: list[Any] = []
-    index = httpx.Client(base_url=index_url, timeout=600)
+    index = httpx.Client(base_url=index_url or "", timeout=600)
     chunk = 5000
     started = time.perf_counter()
     with psycopg.connect(settings.database.fingerprint.conninfo(), autocommit=True) as conn:
@@ -188,17 +204,8 @@ def load_catalog(
                 with cur.copy("COPY track_meta (track_id, meta_id) FROM STDIN") as copy:
                     for row_id in ids:
                         copy.write_row((row_id, row_id))
-            changes = [
-                {"i": {"i": row_id, "h": extract_query(values).view(np.uint32).tolist()}}
-                for row_id, values in zip(ids, hashes, strict=True)
-            ]
-            for part in range(0, len(changes), 1000):
-                reply = index.post(
-                    f"/{INDEX_NAME}/_update",
-                    content=msgpack.packb({"c": changes[part : part + 1000]}),
-                    headers={"Content-Type": "application/vnd.msgpack"},
-                )
-                reply.raise_for_status()
+            if index_url:
+                index_terms(index, ids, hashes)
             catalog.hashes.extend(hashes)
             catalog.gids.extend(gids)
             lengths.append(chunk_lengths)
@@ -415,6 +422,25 @@ async def baseline_lookups(settings: Settings, queries: list[Query]) -> Run:
     return Run(rate, latencies, found, expected)
 
 
+ROUNDS = 4
+
+
+def compare_cpu(
+    apis: dict[str, tuple[ManagedProcess, int]], bodies: list[bytes], queries: list[Query]
+) -> dict[str, float]:
+    """api CPU ms per lookup at 16 clients of each api, measured in ROUNDS alternating
+    rounds over the same lookups, so that the machine's load drifts over both alike."""
+    used = dict.fromkeys(apis, 0.0)
+    part = max(1, len(bodies) // ROUNDS)
+    for round_number in range(ROUNDS):
+        chunk = bodies[round_number * part : (round_number + 1) * part]
+        for name, (api, port) in apis.items():
+            before = cpu_seconds(api.pid or 0)
+            run_lookups(port, chunk, queries, 16)
+            used[name] += cpu_seconds(api.pid or 0) - before
+    return {name: 1000 * seconds / (part * ROUNDS) for name, seconds in used.items()}
+
+
 # ---- imports ------------------------------------------------------------------------------
 
 
@@ -596,6 +622,12 @@ def main() -> None:
         help="realistic: bench/corpus.py; uniform: random hashes (flattering, for comparison)",
     )
     parser.add_argument(
+        "--also-from",
+        type=Path,
+        help="another source tree (DIR/app, e.g. `git archive REV app | tar -x -C DIR`): its "
+        "api's CPU per lookup is measured against this one's, in alternating rounds",
+    )
+    parser.add_argument(
         "--py-spy",
         type=Path,
         help="write py-spy samples (folded stacks) of the api during the 16-client run here",
@@ -667,6 +699,17 @@ def bench(args: argparse.Namespace, api_workers: int, work: Path, environ: dict[
                 print(f"lookups, {clients} clients: {runs[clients].rate:.0f}/s", flush=True)
             paced = run_lookups(port, bodies, queries, 16, rate=args.paced_rate)
             print(f"lookups paced at {args.paced_rate:.0f}/s: {paced.rate:.0f}/s", flush=True)
+            versus = None
+            if args.also_from:
+                older_env = {**environ, "PYTHONPATH": str(args.also_from / "app")}
+                older_port = free_port()
+                older_argv = [*api_argv[:3], str(older_port), *api_argv[4:]]
+                older_ready = f"http://127.0.0.1:{older_port}/_health_docker"
+                with process("api-older", older_argv, work, older_env, older_ready) as older:
+                    run_lookups(older_port, bodies[:200], queries, 4)
+                    versus = compare_cpu(
+                        {"this": (api, port), "older": (older, older_port)}, bodies, queries
+                    )
 
             base_imports = asyncio.run(
                 baseline_imports(
@@ -706,6 +749,7 @@ def bench(args: argparse.Namespace, api_workers: int, work: Path, environ: dict[
             import_seconds = time.perf_counter() - started
             left = pending(settings)
     return {
+        "versus": versus,
         "load_seconds": load_seconds,
         "base_lookups": base_lookups,
         "runs": runs,
@@ -756,6 +800,13 @@ def report(args: argparse.Namespace, api_workers: int, figures: dict[str, Any]) 
         ratio = f"{ours / baseline:8.3f}" if baseline else " " * 8
         shown = f"{baseline:10.2f}" if baseline is not None else " " * 10
         print(f"{name:34} {ours:10.2f} {shown} {ratio}  {target}")
+    versus = figures["versus"]
+    if versus:
+        print(
+            f"\napi CPU ms per lookup, 16 clients, {ROUNDS} alternating rounds against "
+            f"{args.also_from}: this tree {versus['this']:.2f}, older {versus['older']:.2f}, "
+            f"ratio {versus['this'] / versus['older']:.3f}"
+        )
     if figures["imports_left"]:
         print(f"warning: {figures['imports_left']} submissions still pending at the deadline")
 
