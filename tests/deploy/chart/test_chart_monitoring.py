@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import re
+import tarfile
+from pathlib import Path
 
 import pytest
 import yaml
 
 from monitoring_support import MONITORING, load_rules
 
-from .conftest import Rendered
+from .conftest import CHART_DIR, Rendered, helm_python
 from .test_chart_crds import CRD_DIR, crd_schema, jsonschema, unknown_fields
 
 pytestmark = [
@@ -102,3 +104,15 @@ def test_the_index_shard_down_alert_selects_the_scrape_jobs_of_every_shard(
     assert len(services) == 4
     for service in services:
         assert re.fullmatch(match.group(1), service), service
+
+
+def test_the_packaged_chart_holds_the_files_themselves_not_links(tmp_path: Path) -> None:
+    """`helm package` follows files/ links: a user's packaged chart needs no checkout."""
+    packaged = Path(helm_python.package(CHART_DIR, destination=tmp_path))
+    with tarfile.open(packaged) as archive:
+        for name in ("alerts.yml", "dashboard.json"):
+            member = archive.getmember(f"acoustid-stack/files/{name}")
+            assert member.isfile()
+            content = archive.extractfile(member)
+            assert content is not None
+            assert content.read().decode() == (MONITORING / name).read_text()
