@@ -16,6 +16,8 @@ Keys (all under the project's namespace, see infra/README.md):
 - ``imageTag``, ``indexImageTag``, ``postgresImage``; ``ingress``: ``{host, className, tlsSecret}``.
 - Secrets ``databasePassword``, ``redisPassword``, ``natsPassword``, ``websiteSecret``: generated
   when unset.
+- Secret ``sentryDsn`` (optional): every process reports errors there; ``sentryEnvironment``
+  names the environment in Sentry.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from acoustid_stack.sizing import SizingError, load_sizing
 from components.app import IngressArgs
 from components.database import BackupArgs, DatabaseArgs, RecoveryArgs
 from components.operators import ClusterOperatorsArgs
-from components.stack import AcoustidStackArgs, Passwords, StorageClasses
+from components.stack import AcoustidStackArgs, Passwords, SentryArgs, StorageClasses
 
 
 class StackConfigError(pulumi.RunError):
@@ -121,6 +123,7 @@ def load_stack_args(config: pulumi.Config) -> AcoustidStackArgs:
 
     storage = read("storageClasses", _StorageClasses) or _StorageClasses()
     ingress = read("ingress", _Ingress)
+    sentry_dsn = config.get_secret("sentryDsn")
     return AcoustidStackArgs(
         profile=profile,
         namespace=namespace,
@@ -148,6 +151,11 @@ def load_stack_args(config: pulumi.Config) -> AcoustidStackArgs:
                 host=ingress.host, class_name=ingress.className, tls_secret=ingress.tlsSecret
             )
             if ingress is not None
+            else None
+        ),
+        sentry=(
+            SentryArgs(dsn=sentry_dsn, environment=config.get("sentryEnvironment"))
+            if sentry_dsn is not None
             else None
         ),
     )

@@ -1,6 +1,7 @@
 """``AcoustidApp``: our chart (``charts/acoustid-stack``) as a Helm release. Its values are the
 sizing table's (``sizing.helm_values``, the same the generated ``values-<profile>.yaml`` hold)
-plus where PostgreSQL, Redis and NATS are and which Secrets hold their passwords."""
+plus where PostgreSQL, Redis and NATS are and which Secrets hold their passwords (and the Sentry
+DSN)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,9 @@ class AcoustidAppArgs:
     cache: CacheConnection
     messaging: MessagingConnection
     website_secret: SecretRef
+    #: the Secret holding the Sentry DSN; None: no error reporting
+    sentry: SecretRef | None = None
+    sentry_environment: str | None = None
     release_name: str = "acoustid"
     image_tag: str | None = None
     index_image_tag: str | None = None
@@ -101,6 +105,10 @@ def app_values(args: AcoustidAppArgs) -> dict[str, Any]:
         "website": {"auth": _existing_secret(args.website_secret)},
         "serviceMonitor": {"enabled": args.monitoring},
     }
+    if args.sentry is not None:
+        connections["sentry"] = _existing_secret(args.sentry)
+        if args.sentry_environment:
+            connections["sentry"]["environment"] = args.sentry_environment
     if args.image_tag:
         connections["image"] = {"tag": args.image_tag}
     index: dict[str, Any] = {}

@@ -46,6 +46,14 @@ class Passwords:
 
 
 @dataclass(frozen=True)
+class SentryArgs:
+    """Error reporting: the DSN (secret config) goes into a Secret the pods mount as a file."""
+
+    dsn: pulumi.Input[str]
+    environment: str | None = None
+
+
+@dataclass(frozen=True)
 class AcoustidStackArgs:
     profile: Profile
     namespace: str = "acoustid"
@@ -60,12 +68,14 @@ class AcoustidStackArgs:
     index_image_tag: str | None = None
     postgres_image: str | None = None
     ingress: IngressArgs | None = None
+    sentry: SentryArgs | None = None
 
 
 class AcoustidStack(pulumi.ComponentResource):
     """Everything. Outputs: ``api_url``, ``database_rw_host``, ``database_ro_host``,
     ``redis_sentinels``, ``nats_servers``, ``backup_location`` and the names (never the values)
-    of the Secrets that hold the passwords."""
+    of the Secrets that hold the passwords and the Sentry DSN (``sentry_secret``, empty without
+    Sentry)."""
 
     def __init__(
         self, name: str, args: AcoustidStackArgs, opts: pulumi.ResourceOptions | None = None
@@ -136,6 +146,20 @@ class AcoustidStack(pulumi.ComponentResource):
             parent=self,
             depends_on=namespace,
         )
+        app_secrets = [website_secret]
+        sentry = None
+        if args.sentry is not None:
+            sentry = SecretRef("acoustid-sentry", "dsn")
+            app_secrets.append(
+                secret(
+                    f"{name}-sentry-secret",
+                    name=sentry.name,
+                    namespace=args.namespace,
+                    entries={sentry.key: args.sentry.dsn},
+                    parent=self,
+                    depends_on=namespace,
+                )
+            )
         self.app = AcoustidApp(
             f"{name}-app",
             AcoustidAppArgs(
@@ -159,12 +183,14 @@ class AcoustidStack(pulumi.ComponentResource):
                     credentials=self.messaging.credentials,
                 ),
                 website_secret=website,
+                sentry=sentry,
+                sentry_environment=args.sentry.environment if args.sentry else None,
                 image_tag=args.image_tag,
                 index_image_tag=args.index_image_tag,
                 index_storage_class=args.storage_classes.index,
                 ingress=args.ingress,
                 monitoring=args.monitoring,
-                depends_on=[self.database, self.messaging, self.cache, website_secret],
+                depends_on=[self.database, self.messaging, self.cache, *app_secrets],
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -179,6 +205,7 @@ class AcoustidStack(pulumi.ComponentResource):
             "nats_monitor_url": self.messaging.monitor_url,
             "nats_credentials_secret": self.messaging.credentials.name,
             "website_secret": website.name,
+            "sentry_secret": sentry.name if sentry else "",
             "backup_location": self.database.backup_location,
             "sizing_profile": args.profile.name,
         }

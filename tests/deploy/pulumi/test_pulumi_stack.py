@@ -33,7 +33,13 @@ BASE_CONFIG = {
     "backupAccessKeyId": "config-access-key-id",
     "backupSecretAccessKey": "config-secret-access-key",
 }
-SECRET_KEYS = ("backupAccessKeyId", "backupSecretAccessKey", "databasePassword", "natsPassword")
+SECRET_KEYS = (
+    "backupAccessKeyId",
+    "backupSecretAccessKey",
+    "databasePassword",
+    "natsPassword",
+    "sentryDsn",
+)
 
 
 def pulumi_config(values: dict[str, Any]) -> dict[str, str]:
@@ -215,3 +221,38 @@ def test_the_app_waits_for_a_ready_database_and_the_nats_and_redis_releases(
     assert plugin.urn in cluster.dependencies
     assert production.release("cert-manager").urn in plugin.dependencies
     assert production.release("cloudnative-pg").urn in plugin.dependencies
+
+
+def test_sentry_dsn_from_secret_config_reaches_the_chart_as_a_secret_file() -> None:
+    dsn = "https://dsn-from-config@sentry.example.org/3"
+    deployment = run_main({**BASE_CONFIG, "sentryDsn": dsn, "sentryEnvironment": "prod"})
+    (sentry_secret,) = [
+        s for s in deployment.of_type(SECRET) if s.inputs["metadata"]["name"] == "acoustid-sentry"
+    ]
+    assert sentry_secret.inputs["stringData"] == {"dsn": dsn}
+    assert not list(plain_strings(sentry_secret.raw_inputs["stringData"]))
+    release = deployment.release("acoustid-stack")
+    assert release.values["sentry"] == {
+        "existingSecret": "acoustid-sentry",
+        "existingSecretKey": "dsn",
+        "environment": "prod",
+    }
+    assert sentry_secret.urn in release.dependencies
+    assert deployment.outputs["sentry_secret"] == "acoustid-sentry"
+    for resource in deployment.resources:
+        if resource is not sentry_secret:
+            assert dsn not in json.dumps(resource.inputs), f"{resource.name} carries the DSN"
+    assert dsn not in json.dumps(deployment.outputs)
+    helm_python = pytest.importorskip("helm_python", reason="needs the deploy extra")
+    with helm_python.Chart.load(REPO / "charts" / "acoustid-stack") as chart:
+        manifests = chart.render(release.values, name="acoustid", namespace="acoustid")
+    api = yaml.safe_load(next(t for p, t in manifests.items() if p.endswith("api/deployment.yaml")))
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["ACOUSTID_SENTRY_DSN_FILE"] == "/etc/acoustid/secrets/sentry-dsn"
+
+
+def test_without_a_sentry_dsn_no_sentry_secret_nor_value() -> None:
+    deployment = run_main(BASE_CONFIG)
+    assert "sentry" not in deployment.release("acoustid-stack").values
+    assert deployment.outputs["sentry_secret"] == ""
