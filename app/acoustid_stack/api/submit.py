@@ -212,7 +212,7 @@ async def _item(
         account_id=account_id,
         application_id=application_id,
         application_version=version,
-        fingerprint=hashes.tolist(),
+        fingerprint=hashes,
         length=duration,
         bitrate=bitrate or None,
         format=params.label(name("fileformat"), text_limits.FILE_FORMAT),

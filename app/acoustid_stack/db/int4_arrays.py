@@ -19,7 +19,8 @@ import psycopg
 from psycopg.abc import Buffer
 from psycopg.adapt import Dumper, Loader
 from psycopg.pq import Format
-from sqlalchemy import ColumnElement, Label, LargeBinary, func
+from sqlalchemy import ColumnElement, Dialect, Label, LargeBinary, func
+from sqlalchemy.types import UserDefinedType
 
 from acoustid_stack.fingerprint.hashes import Int32Array, as_int32
 
@@ -82,3 +83,41 @@ class Int4ArrayLoader(Loader):
             return from_binary(data)
         except ValueError as exc:
             raise psycopg.DataError(str(exc)) from exc
+
+
+class BinaryInt4Array(bytes):
+    """An `int4[]` parameter already in the binary format (`to_binary`): psycopg sends it as
+    it is (`_BinaryInt4ArrayDumper`)."""
+
+
+class _BinaryInt4ArrayDumper(Dumper):
+    format = Format.BINARY
+    oid = INT4_ARRAY_OID
+
+    def dump(self, obj: Any) -> Buffer:
+        return obj  # type: ignore[no-any-return]
+
+
+psycopg.adapters.register_dumper(BinaryInt4Array, _BinaryInt4ArrayDumper)
+
+
+class Int4ArrayParameter(UserDefinedType[Any]):
+    """The type of a bound `int4[]` value (hashes: a list or int32 array) that goes to
+    PostgreSQL in the binary format, packed by NumPy.
+
+    The ARRAY column type copies a value into a list and psycopg dumps it with a Python int
+    per element, choosing the element type from all of them: ~6 µs per hash on the event loop,
+    0.1-0.3 s for a 60,000-hash fingerprint during which an api worker answers nothing
+    (issue 17 item 4). Packed, the same value takes well under a millisecond.
+    """
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "INTEGER[]"
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        def process(value: Any) -> BinaryInt4Array | None:
+            return None if value is None else BinaryInt4Array(to_binary(value))
+
+        return process

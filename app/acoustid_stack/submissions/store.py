@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from acoustid_stack.db.int4_arrays import Int4ArrayParameter
 from acoustid_stack.db.schema.ingest import pending_submission, submission
+from acoustid_stack.fingerprint.hashes import Int32Array
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class NewSubmission:
 
     account_id: int
     application_id: int
-    fingerprint: Sequence[int]  # signed int32 hashes, as `int4[]` stores them
+    fingerprint: Sequence[int] | Int32Array  # signed int32 hashes, as `int4[]` stores them
     length: int
     application_version: str | None = None
     bitrate: int | None = None
@@ -47,7 +49,7 @@ async def insert_submissions(conn: AsyncConnection, items: Sequence[NewSubmissio
             "account_id": item.account_id,
             "application_id": item.application_id,
             "application_version": item.application_version,
-            "fingerprint": list(item.fingerprint),
+            "fingerprint": item.fingerprint,
             "length": item.length,
             "bitrate": item.bitrate,
             "format": item.format,
@@ -58,8 +60,12 @@ async def insert_submissions(conn: AsyncConnection, items: Sequence[NewSubmissio
         }
         for item in items
     ]
+    # the hashes go packed (Int4ArrayParameter): as a list they cost the event loop ~6 µs each
+    statement = insert(submission).values(
+        fingerprint=bindparam("fingerprint", type_=Int4ArrayParameter())
+    )
     result = await conn.execute(
-        insert(submission).returning(submission.c.id, sort_by_parameter_order=True), rows
+        statement.returning(submission.c.id, sort_by_parameter_order=True), rows
     )
     ids = [row.id for row in result]
     await conn.execute(insert(pending_submission), [{"id": i} for i in ids])

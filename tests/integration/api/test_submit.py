@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 from acoustid_stack.config import Settings
 from acoustid_stack.db import text_limits
 from acoustid_stack.fingerprint import encode_fingerprint
+from acoustid_stack.fingerprint.hashes import as_int32
 from acoustid_stack.local.process import free_port
 from api_support import Keys, random_hashes
 
@@ -106,7 +107,8 @@ def test_submit_stores_rows_then_publishes_their_ids(
     }
     assert row["pending"] is True
     assert row["handled"] is False
-    assert len(row["fingerprint"]) == 300
+    # every hash as sent, the sign bit included (they go packed in PostgreSQL's binary format)
+    assert row["fingerprint"] == as_int32(random_hashes(7, 300)).tolist()
     assert stream_message_ids(api_settings, [submission["id"]]) == [str(submission["id"])]
 
 
