@@ -230,7 +230,7 @@ KEYS: Final[tuple[Key, ...]] = (
         "website",
         "shutdown_file",
         Text(),
-        "/tmp/acoustid-server-shutdown.txt",  # noqa: S108 -- upstream's path, kept for its probes
+        "/tmp/acoustid-server-shutdown.txt",  # noqa: S108 -- upstream's, for its probes  # nosec B108
         "While this file exists, health checks answer 503.",
     ),
     Key("website", "search_timeout", Number(0.01, 60), "1.0", "Seconds for one index search."),
