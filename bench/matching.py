@@ -6,8 +6,10 @@ lossy re-encoding, a tempo change. This bench:
 1. **Builds** (cached in ~/.cache/acoustid-stack/bench-matching) N songs of generated music
    (melodies, chords, drums, mixes from bench/corpus.py's generators, 45-125 s, with a random
    sox effect chain for timbre), a 44.1 kHz master each, fingerprinted with the real `fpcalc`;
-   each master is degraded in every way of DEGRADATIONS with sox (MP3 through libsox-fmt-mp3,
-   Ogg Vorbis through libsox-fmt-base) and fingerprinted again, as a user's copy would be.
+   each master is degraded in 4 of the ways of DEGRADATIONS (in rotation, so 500 songs give
+   each degradation about 118 copies; `--degradations-per-song 17` does all) with sox (MP3
+   through libsox-fmt-mp3, Ogg Vorbis through libsox-fmt-base) and fingerprinted again, as a
+   user's copy would be.
    N more songs are built and never submitted: the unrelated set.
 2. **Runs** the service as deployed: `acoustid-stack run index`, `run api` and `run worker` on
    this machine's PostgreSQL, Redis and NATS (throwaway databases, keys and stream). The
@@ -160,8 +162,9 @@ def _write_master(path: Path, samples: np.ndarray) -> None:
         out.writeframes((samples / peak).astype("<i2").tobytes())
 
 
-def build_song(job: tuple[int, bool]) -> dict[str, Any]:
-    """One song: its original fingerprint and, when `degrade`, one of each degradation."""
+def build_song(job: tuple[int, tuple[int, ...]]) -> dict[str, Any]:
+    """One song: its original fingerprint and its copies degraded in the ways `degrade` lists
+    (indices into DEGRADATIONS)."""
     seed, degrade = job
     rng = np.random.default_rng([seed, 18])
     # fpcalc reads the first 120 s: longer songs would only make the encoders slower
@@ -176,7 +179,7 @@ def build_song(job: tuple[int, bool]) -> dict[str, Any]:
         song["fingerprint"], song["duration"] = _fingerprint(master)
         if not degrade:
             return song
-        for degradation in DEGRADATIONS:
+        for degradation in (DEGRADATIONS[i] for i in degrade):
             source = master
             if degradation.mix is not None:
                 source = tmp / "mixed.wav"
@@ -194,15 +197,21 @@ def build_song(job: tuple[int, bool]) -> dict[str, Any]:
     return song
 
 
-def build(cache: Path, songs: int, seed: int) -> dict[str, Any]:
+def build(cache: Path, songs: int, per_song: int, seed: int) -> dict[str, Any]:
     """The songs and unrelated songs, from the cache when built before with these numbers."""
-    path = cache / f"songs-{songs}-{seed}-v1.json"
+    path = cache / f"songs-{songs}x{per_song}-{seed}-v2.json"
     if path.exists():
         built: dict[str, Any] = json.loads(path.read_text())
         return built
     _require_tools()
-    jobs = [(seed * 100_000 + n, True) for n in range(songs)]
-    jobs += [(seed * 100_000 + 50_000 + n, False) for n in range(songs)]
+    # each song gets `per_song` of the degradations in rotation, so every degradation is
+    # applied to songs * per_song / len(DEGRADATIONS) songs (the encoders cost the most time)
+    ways = len(DEGRADATIONS)
+    jobs = [
+        (seed * 100_000 + n, tuple((n * per_song + k) % ways for k in range(per_song)))
+        for n in range(songs)
+    ]
+    jobs += [(seed * 100_000 + 50_000 + n, ()) for n in range(songs)]
     started = time.monotonic()
     done: list[dict[str, Any]] = []
     with multiprocessing.get_context("fork").Pool(2) as pool:
@@ -388,11 +397,17 @@ def run_stack(work: Path, environ: dict[str, str], built: dict[str, Any]) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--songs", type=int, default=500, help="songs submitted (and unrelated)")
+    parser.add_argument(
+        "--degradations-per-song",
+        type=int,
+        default=4,
+        help=f"copies made of each song, in rotation over the {len(DEGRADATIONS)} degradations",
+    )
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     args = parser.parse_args()
     try:
-        built = build(args.cache, args.songs, args.seed)
+        built = build(args.cache, args.songs, args.degradations_per_song, args.seed)
     except UserError as exc:
         sys.exit(str(exc))
     run_service(args, built)
