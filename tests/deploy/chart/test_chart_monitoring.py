@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 import re
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from monitoring_support import MONITORING, load_rules
 
-from .conftest import CHART_DIR, Rendered, helm_python
+from .conftest import CHART_DIR, Rendered, deep_merge, helm_python, load_values
 from .test_chart_crds import CRD_DIR, crd_schema, jsonschema, unknown_fields
 
 pytestmark = [
@@ -23,6 +25,27 @@ pytestmark = [
         reason=f"CRD schemas not found at {CRD_DIR} (only CI checkouts have ../shared/crds)",
     ),
 ]
+
+
+MONITORING_ON = {
+    "serviceMonitor": {"enabled": True},
+    "monitoring": {"prometheusRule": {"enabled": True}, "dashboards": {"enabled": True}},
+}
+
+
+@pytest.mark.parametrize("profile", ["minimum", "production"])
+def test_each_profile_with_monitoring_on_renders_objects_that_match_the_crds(
+    profile: str, render: Callable[[dict[str, Any]], Rendered]
+) -> None:
+    values = load_values(f"values-{profile}.yaml", "ci/existing-secrets-values.yaml")
+    rendered = render(deep_merge(values, MONITORING_ON))
+    (rule,) = rendered.of_kind("PrometheusRule")
+    validate(rule, "monitoring.coreos.com_prometheusrules.yaml")
+    monitors = rendered.of_kind("PodMonitor")
+    assert len(monitors) == 2
+    for monitor in monitors:
+        validate(monitor, "monitoring.coreos.com_podmonitors.yaml")
+    assert len(rendered.of_kind("ServiceMonitor")) == 2
 
 
 def validate(obj: dict[str, object], crd_file: str) -> None:
