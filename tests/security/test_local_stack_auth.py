@@ -32,9 +32,12 @@ from acoustid_stack.local.binaries import require_binary
 from acoustid_stack.local.process import ManagedProcess, free_port, run_as
 from acoustid_stack.local.servers import (
     LOOPBACK,
+    chown_tree,
     nats_process,
+    postgres_binary,
     postgres_process,
     redis_process,
+    running,
     unprivileged_user,
 )
 from acoustid_stack.local.stack import DEFAULT_PORTS, Layout, Stack, StackOptions, write_config
@@ -269,3 +272,41 @@ def test_up_changes_no_permission_outside_its_data_folder() -> None:
         assert stat.S_IMODE(closed.stat().st_mode) == 0o700
     finally:
         shutil.rmtree(closed, ignore_errors=True)
+
+
+@pytest.mark.parametrize("servers", SERVER_SETS)
+def test_a_cluster_made_before_passwords_gets_them_on_its_next_start(servers: str) -> None:
+    """A stack made by an earlier `up` (initdb --auth=trust) must not stay open to every
+    local account when it resumes."""
+    root = _data_folder(f"acoustid-auth-trust-{servers}-")
+    try:
+        pip = servers == "pip"
+        data = root / "postgresql"
+        data.mkdir()
+        data.chmod(0o700)
+        user = unprivileged_user()
+        if user:
+            chown_tree(data, user)
+        initdb = postgres_binary("initdb", beside=root, prefer_pip=pip)
+        argv = [str(initdb), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync"]
+        subprocess.run(argv, capture_output=True, check=True, cwd="/", **run_as(user))
+        secrets = Layout(root).secrets
+        secrets.ensure(postgres_owner=user)
+        port = free_port()
+        made = postgres_process(
+            data,
+            port,
+            log_path=root / "postgresql.log",
+            password_file=secrets.postgresql,
+            prefer_pip=pip,
+        )
+        with running(made, 30) as endpoint:
+            assert endpoint.password == secrets.postgresql.read_text()
+            with psycopg.connect(endpoint.conninfo(), connect_timeout=5) as conn:
+                conn.execute("SELECT 1")
+            no_password = f"host={LOOPBACK} port={port} user=postgres dbname=postgres"
+            with pytest.raises(psycopg.OperationalError, match="password"):
+                psycopg.connect(no_password, connect_timeout=5, passfile="/nonexistent").close()
+        assert "trust" not in (data / "pg_hba.conf").read_text()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -137,8 +137,10 @@ def init_postgres(
     `COPY ... TO PROGRAM`).
 
     Settings are appended to postgresql.conf because PostgreSQL 15's initdb has no `-c`.
+    A cluster made before passwords (`--auth=trust`) gets them on its next start.
     """
     if (data_dir / "PG_VERSION").exists():
+        _end_trust(data_dir, password_file=password_file, prefer_pip=prefer_pip)
         return
     user = unprivileged_user()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -179,6 +181,50 @@ def init_postgres(
     }
     with (data_dir / "postgresql.conf").open("a") as conf:
         conf.write(postgres_settings(base | (settings or {})))
+
+
+#: pg_hba.conf of a cluster that trusted every local account, after _end_trust
+SCRAM_HBA = (
+    "# Written by acoustid-stack: every connection logs in with a password.\n"
+    "local   all             all                                     scram-sha-256\n"
+    "host    all             all             127.0.0.1/32            scram-sha-256\n"
+    "host    all             all             ::1/128                 scram-sha-256\n"
+    "local   replication     all                                     scram-sha-256\n"
+    "host    replication     all             127.0.0.1/32            scram-sha-256\n"
+    "host    replication     all             ::1/128                 scram-sha-256\n"
+)
+
+
+def _end_trust(data_dir: Path, *, password_file: Path, prefer_pip: bool) -> None:
+    """Give a stopped cluster whose pg_hba.conf trusts anyone (stacks made before issue 17)
+    the superuser password in `password_file` (single-user mode, the statement on stdin, never
+    on a command line) and scram-sha-256 for every connection."""
+    hba = data_dir / "pg_hba.conf"
+    rules = [line.split() for line in hba.read_text().splitlines() if line.strip()]
+    if not any(rule[-1] == "trust" for rule in rules if not rule[0].startswith("#")):
+        return
+    password = password_file.read_text().strip().replace("'", "''")
+    single = subprocess.run(
+        [
+            str(postgres_binary("postgres", beside=data_dir.parent, prefer_pip=prefer_pip)),
+            "--single",
+            "-D",
+            str(data_dir),
+            "postgres",
+        ],
+        input=f"ALTER ROLE {POSTGRES_USER} PASSWORD '{password}'\n",
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=False,
+        **run_as(unprivileged_user()),
+    )
+    if single.returncode != 0 or "ERROR" in single.stdout + single.stderr:
+        raise UserError(
+            f"setting the PostgreSQL password of {data_dir} failed: "
+            f"{(single.stderr or single.stdout).strip().splitlines()[-1:]}"
+        )
+    hba.write_text(SCRAM_HBA)
 
 
 def _postgres_ready(endpoint: PostgresEndpoint) -> bool:
