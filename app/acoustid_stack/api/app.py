@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 
-from acoustid_stack.api import legacy, openapi
+from acoustid_stack.api import docs, legacy, openapi
 from acoustid_stack.api.auth import ApiKeys
 from acoustid_stack.api.catalog import Catalog
 from acoustid_stack.api.endpoint import EndpointRunner
@@ -129,6 +129,9 @@ def create_app(
         *user_routes(resources, runner, keys),
         Route("/lookup", legacy.not_supported, methods=METHODS),
         Route("/submit", legacy.not_supported, methods=METHODS),
+        Route("/", docs.start, methods=["GET", "HEAD"]),
+        Route("/v2", docs.start, methods=["GET", "HEAD"]),  # "/v2/": trailing slash cut
+        Route("/v2/docs", docs.reference, methods=["GET", "HEAD"]),
         Route("/v2/openapi.json", openapi.endpoint, methods=["GET", "HEAD"]),
         Route("/metrics", metrics.endpoint, methods=["GET", "HEAD"]),
     ]
