@@ -13,16 +13,30 @@ from typing import Final
 
 from markupsafe import Markup
 
-WIDTH: Final = 720
-HEIGHT: Final = 180
+#: in user units; the page shows it at most 36rem wide, so text stays readable on a phone
+WIDTH: Final = 480
+HEIGHT: Final = 200
 #: room for the y labels on the left and the x labels below
-LEFT: Final = 56
+LEFT: Final = 48
 BOTTOM: Final = 24
 TOP: Final = 12
 BAR_COLOUR: Final = "#1f5f99"
 AXIS_COLOUR: Final = "#595959"
 TEXT_COLOUR: Final = "#1a1a1a"
-FONT_SIZE: Final = 13
+FONT_SIZE: Final = 15
+
+
+def short_number(value: int) -> str:
+    """A scale label that fits the margin: 950, 12k, 2.1M, 3.4G."""
+    for limit, suffix in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if value >= limit:
+            scaled = value / limit
+            return (
+                f"{scaled:.1f}".removesuffix(".0") + suffix
+                if scaled < 10
+                else f"{scaled:.0f}{suffix}"
+            )
+    return str(value)
 
 
 def bar_chart(
@@ -31,7 +45,7 @@ def bar_chart(
     title: str,
     description: str,
     bars: Sequence[tuple[str, int]],
-    label_every: int = 6,
+    label_every: int = 12,
 ) -> Markup:
     """An SVG of one bar per (label, value), every `label_every`-th label written below."""
     top = max((value for _, value in bars), default=0)
@@ -47,8 +61,11 @@ def bar_chart(
         f'<desc id="{chart_id}-desc">{escape(description)}</desc>',
         f'<line x1="{LEFT}" y1="{TOP + plot_height}" x2="{WIDTH}" y2="{TOP + plot_height}" '
         f'stroke="{AXIS_COLOUR}"/>',
+        # the top of the scale; an empty chart has only its zero line
         f'<text x="{LEFT - 6}" y="{TOP + FONT_SIZE}" text-anchor="end" '
-        f'fill="{TEXT_COLOUR}">{top:,}</text>',
+        f'fill="{TEXT_COLOUR}">{short_number(top)}</text>'
+        if top
+        else "",
         f'<text x="{LEFT - 6}" y="{TOP + plot_height}" text-anchor="end" '
         f'fill="{TEXT_COLOUR}">0</text>',
     ]

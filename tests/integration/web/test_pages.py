@@ -132,7 +132,7 @@ def test_the_stats_page_charts_and_lists_lookups_and_submissions_of_this_hour(
     this_hour = f"{datetime.now(UTC):%Y-%m-%d %H}:00"
     # this hour's row sums every application's lookups: ours, and other tests' in the session
     row = re.search(
-        rf'<th scope="row">{this_hour}</th>\s*<td class="number">([\d,]+)</td>'
+        rf'<th scope="row" class="day">{this_hour}</th>\s*<td class="number">([\d,]+)</td>'
         r'<td class="number">([\d,]+)</td>\s*<td class="number">([\d,]+)</td>',
         page.text,
     )

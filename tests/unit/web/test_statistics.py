@@ -7,7 +7,7 @@ import re
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from acoustid_stack.cron.stats import daily_counters
-from acoustid_stack.web.chart import bar_chart
+from acoustid_stack.web.chart import bar_chart, short_number
 from acoustid_stack.web.statistics import COUNTER_LABELS, counter_label
 
 
@@ -37,3 +37,12 @@ def test_a_bar_chart_scales_bars_to_the_largest_and_escapes_labels() -> None:
     assert "&lt;Lookups&gt;" in svg
     assert "a&amp;b" in svg
     assert ">100<" in svg  # the top of the scale is written on the axis
+
+
+def test_scale_labels_are_short() -> None:
+    assert [short_number(n) for n in (950, 12_345, 2_125_000, 3_000_000_000)] == [
+        "950",
+        "12k",
+        "2.1M",
+        "3G",
+    ]
