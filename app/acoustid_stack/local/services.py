@@ -15,6 +15,7 @@ import contextlib
 import importlib
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -86,6 +87,7 @@ class Services:
         self._processes: list[ManagedProcess] = []
         self._containers: list[Any] = []
         self._cache: dict[str, Any] = {}
+        self._own_dirs: list[Path] = []
         self.sources: dict[str, str] = {}
 
     def __enter__(self) -> Services:
@@ -191,10 +193,16 @@ class Services:
         return container, NatsEndpoint(host, int(port))
 
     def _postgres_binary(self, work_dir: Path) -> tuple[ManagedProcess, PostgresEndpoint]:
-        password_file = work_dir / "postgres-password"
+        # as root PostgreSQL runs as another user, who may not pass the parents of `work_dir`
+        # (pytest's basetemp is 0700) and whose permissions are not ours to change: its data
+        # goes to a folder of its own in the temporary folder, removed by close()
+        data = Path(tempfile.mkdtemp(prefix="acoustid-services-pg-"))
+        data.chmod(0o755)
+        self._own_dirs.append(data)
+        password_file = data / "postgres-password"
         ensure_secret(password_file, owner=unprivileged_user())
         return start_postgres(
-            work_dir / "postgres",
+            data / "postgres",
             free_port(),
             log_path=work_dir / "postgres.log",
             password_file=password_file,
@@ -220,3 +228,6 @@ class Services:
         self._processes.clear()
         self._containers.clear()
         self._cache.clear()
+        for folder in self._own_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
+        self._own_dirs.clear()
