@@ -104,6 +104,10 @@ def app_values(args: AcoustidAppArgs) -> dict[str, Any]:
         },
         "website": {"auth": _existing_secret(args.website_secret)},
         "serviceMonitor": {"enabled": args.monitoring},
+        "monitoring": {
+            "prometheusRule": {"enabled": args.monitoring},
+            "dashboards": {"enabled": args.monitoring},
+        },
     }
     if args.sentry is not None:
         connections["sentry"] = _existing_secret(args.sentry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from pulumi_harness import REPO, Deployment, stack_args
 
 from acoustid_stack.sizing import helm_values, load_sizing
 from components.app import IngressArgs
+from components.stack import AcoustidStackArgs
 
 pytestmark = pytest.mark.deploy
 
@@ -94,3 +96,13 @@ def test_release_values_render_with_the_chart(deployment: Deployment) -> None:
     assert "acoustid-db-rw.acoustid.svc" in rendered
     assert "acoustid-redis-announce-0.acoustid.svc:26379" in rendered
     assert "nats://acoustid-nats.acoustid.svc:4222" in rendered
+
+
+def test_monitoring_turns_on_the_alert_rules_and_dashboards_of_our_chart(
+    deploy: Callable[[AcoustidStackArgs], Deployment], deployment: Deployment
+) -> None:
+    monitored = app_values(deploy(stack_args("minimum", monitoring=True)))
+    for values, on in ((app_values(deployment), False), (monitored, True)):
+        assert values["serviceMonitor"]["enabled"] is on
+        assert values["monitoring"]["prometheusRule"]["enabled"] is on
+        assert values["monitoring"]["dashboards"]["enabled"] is on
