@@ -3,12 +3,16 @@ which base backup a restore to a time starts from. Real backups and restores run
 tests/integration/ops and the pip drills."""
 
 import json
+import shutil
+import stat
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from acoustid_stack.errors import UserError
+from acoustid_stack.local.servers import unprivileged_user
 from acoustid_stack.ops.basebackup import BaseBackups
 from acoustid_stack.ops.interfaces import Cluster
 from acoustid_stack.ops.layout import BackupRepository
@@ -91,7 +95,24 @@ def test_restore_time_must_be_a_timestamp_with_its_offset(
         restore_postgresql(repo, target_time=text)
 
 
-def test_cluster_is_read_back_from_the_repository(tmp_path: Path) -> None:
-    tool = BaseBackups.configure(tmp_path / "basebackup.json", Cluster(tmp_path / "pg", 15432))
-    assert BaseBackups(tool.config).cluster() == Cluster(tmp_path / "pg", 15432)
-    assert tool.archive_settings()["basic_archive.archive_directory"] == str(tool.wal_dir)
+def test_cluster_is_read_back_from_the_repository() -> None:
+    # not under pytest's basetemp (0700): as root, configure opens the repository to
+    # PostgreSQL's user, and refuses parents that user cannot pass
+    root = Path(tempfile.mkdtemp(prefix="acoustid-basebackup-"))
+    try:
+        tool = BaseBackups.configure(root / "basebackup.json", Cluster(root / "pg", 15432))
+        assert BaseBackups(tool.config).cluster() == Cluster(root / "pg", 15432)
+        assert tool.archive_settings()["basic_archive.archive_directory"] == str(tool.wal_dir)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_configuring_a_repository_changes_no_folder_above_it(tmp_path: Path) -> None:
+    closed = tmp_path.parent.parent  # pytest's basetemp root, 0700
+    config = tmp_path / "backup" / "basebackup.json"
+    if unprivileged_user() is None:  # PostgreSQL runs as us: nothing to cross
+        BaseBackups.configure(config, Cluster(tmp_path / "pg", 15432))
+    else:
+        with pytest.raises(UserError, match=f"chmod o\\+x {closed}"):
+            BaseBackups.configure(config, Cluster(tmp_path / "pg", 15432))
+    assert stat.S_IMODE(closed.stat().st_mode) == 0o700
