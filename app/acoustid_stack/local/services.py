@@ -6,7 +6,8 @@ Each service comes from the first source that works, in this order:
 3. a container, when a Docker engine answers (testcontainers);
 4. a process started from binaries (PATH, Debian's PostgreSQL, pip packages) on a free
    loopback port.
-Whatever this object started, `close()` stops.
+`ACOUSTID_TEST_SERVICES=container` skips 2 and 4: containers or nothing (the container tests
+run integration modules that way). Whatever this object started, `close()` stops.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ class Services:
         self._work_dir = work_dir
         self._use_running = use_running
         self._use_docker = use_docker
+        if self._environ.get("ACOUSTID_TEST_SERVICES") == "container":
+            self._use_running, self._use_docker = False, True
         self._processes: list[ManagedProcess] = []
         self._containers: list[Any] = []
         self._cache: dict[str, Any] = {}
@@ -160,7 +163,7 @@ class Services:
         self.sources[kind.name] = source
         return endpoint
 
-    # testcontainers: real code for machines with a Docker engine (none runs on our CI)
+    # testcontainers (tests/deploy/containers runs them on a private engine)
     def _postgres_container(self) -> tuple[Any, PostgresEndpoint]:
         from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
 
