@@ -14,10 +14,12 @@ import gzip
 import json
 import os
 import secrets
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -150,13 +152,21 @@ def environ(
     }
 
 
+@dataclass(frozen=True)
+class IndexServer:
+    url: str
+    data: Path
+
+
 @pytest.fixture(scope="module")
-def index_url(environ: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real index server for the worker, reporting to the receiver."""
+def index_server(
+    environ: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IndexServer]:
+    """A real index server reporting to the receiver (the worker's index, too)."""
     data = tmp_path_factory.mktemp("index")
     made = index_process(data / "data", free_port(), log_path=data / "index.log", env=environ)
     with running(made) as url:
-        yield url
+        yield IndexServer(url, data / "data")
 
 
 def _process(
@@ -228,30 +238,25 @@ def test_web_reports_an_unhandled_error_but_not_a_missing_page(
 
 
 def test_index_reports_an_unhandled_error_but_not_a_missing_index(
-    sentry: SentryReceiver, index_url: str, environ: dict[str, str], tmp_path: Path
+    sentry: SentryReceiver, index_server: IndexServer
 ) -> None:
-    data = tmp_path / "data"
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    index = index_process(data, port, log_path=tmp_path / "index.log", env=environ)
-    with running(index):
-        assert httpx.get(f"{base}/missing").status_code == 404
-        # a file where the new index's folder must go: creating the index fails
-        (data / "blocked").write_text("")
-        failed = httpx.put(f"{base}/blocked", json={})
-        assert failed.status_code == 500
-        event = sentry.wait_for(_from("index", "NotADirectoryError"))
+    base = index_server.url
+    assert httpx.get(f"{base}/missing").status_code == 404
+    # a file where the new index's folder must go: creating the index fails
+    (index_server.data / "blocked").write_text("")
+    assert httpx.put(f"{base}/blocked", json={}).status_code == 500
+    event = sentry.wait_for(_from("index", "NotADirectoryError"))
     _assert_reported(event)
     assert [_exception_type(e) for e in sentry.of("index")] == ["NotADirectoryError"]
 
 
 def test_worker_reports_a_batch_that_fails(
-    sentry: SentryReceiver, index_url: str, environ: dict[str, str], tmp_path: Path
+    sentry: SentryReceiver, index_server: IndexServer, environ: dict[str, str], tmp_path: Path
 ) -> None:
     suffix = secrets.token_hex(3)
     env = {
         **environ,
-        "ACOUSTID_INDEX_SHARDS": index_url,
+        "ACOUSTID_INDEX_SHARDS": index_server.url,
         "ACOUSTID_NATS_STREAM": f"{environ['ACOUSTID_NATS_STREAM']}_{suffix.upper()}",
         "ACOUSTID_NATS_SUBJECT_PREFIX": f"{environ['ACOUSTID_NATS_SUBJECT_PREFIX']}_{suffix}",
         # the worker imports into the databases, which refuse
@@ -300,3 +305,35 @@ def test_cron_reports_a_job_that_fails(
         event = sentry.wait_for(_from("cron", "OperationalError"))
     _assert_reported(event)
     assert "cron job" in event["logentry"]["message"]
+
+
+CRASH = """
+from acoustid_stack.config import load_settings
+from acoustid_stack.sentry_setup import init_sentry
+
+settings = load_settings()
+assert init_sentry(settings, process="crash")
+raise RuntimeError(f"cannot sign with {settings.website.secret}")
+"""
+
+
+def test_a_crash_is_reported_with_configured_secrets_masked(
+    sentry: SentryReceiver, environ: dict[str, str], tmp_path: Path
+) -> None:
+    website_secret = "ws-" + secrets.token_hex(8)
+    env = {**environ, "ACOUSTID_WEBSITE_SECRET": website_secret}
+    result = subprocess.run(
+        [sys.executable, "-c", CRASH],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "RuntimeError" in result.stderr
+    event = sentry.wait_for(_from("crash", "RuntimeError"))
+    _assert_reported(event)
+    value = event["exception"]["values"][-1]["value"]
+    assert value == "cannot sign with ***"
+    assert website_secret not in json.dumps(event)
