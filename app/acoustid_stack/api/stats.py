@@ -4,10 +4,12 @@ the app database by cron.
 The key layout lives with the flush, in `cron.stats`. A Redis call per lookup cost more api
 CPU than the counting itself, so each process adds its counts up in memory and `run` adds
 them to Redis in one transaction per second (and once more when the process stops: only
-counts that Redis refuses then too are lost), so Redis holds every lookup a second later. Failure policy: counting never fails a lookup; a
-Redis error is logged and the counts are kept for the next flush, up to MAX_PENDING counters
-(one per hour, application and hit/miss, or day, application, user agent and address);
-beyond that a Redis outage drops new counters, logged, rather than grow without end.
+counts that Redis refuses then too are lost), so Redis holds every lookup a second later.
+
+Failure policy: counting never fails a lookup; a Redis error is logged and the counts are
+kept for the next flush, up to MAX_PENDING counters (one per hour, application and hit/miss,
+or day, application, user agent and address); beyond that a Redis outage drops new counters,
+logged, rather than grow without end.
 """
 
 from __future__ import annotations
