@@ -81,10 +81,13 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def api_url(settings: Settings) -> str:
-    """The API's public URL the pages link to: `[web] api_url`, else where the api listens."""
+    """The API's public URL the pages link to: `[web] api_url`, else where the api listens
+    (on this machine's loopback when it listens on every address)."""
     if settings.web.api_url:
         return settings.web.api_url.rstrip("/")
-    host = settings.api.host
+    # wildcard addresses looked up, not bound
+    loopback = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.api.host)  # nosec B104
+    host = loopback or settings.api.host
     return f"http://{f'[{host}]' if ':' in host else host}:{settings.api.port}"
 
 
