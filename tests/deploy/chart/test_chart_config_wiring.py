@@ -66,3 +66,14 @@ def test_everything_on_settings_load_with_replicas_sentinels_and_extra_keys(
     assert settings.website.base_url == "https://acoustid.example.org/"
     assert settings.sentry.dsn == SENTRY_DSN
     assert (settings.sentry.environment, settings.sentry.traces_sample_rate) == ("production", 0.05)
+
+
+def test_the_website_links_to_the_api_docs_on_the_ingress_host(
+    rendered_sets: dict[str, Rendered], tmp_path: Path
+) -> None:
+    web = f"{RELEASE}-acoustid-stack-web"
+    exposed = pod_settings(rendered_sets["production-everything-on"], web, tmp_path / "on")
+    internal = pod_settings(rendered_sets["production"], web, tmp_path / "off")
+
+    assert exposed.web.api_url == "https://acoustid.example.org"
+    assert internal.web.api_url is None  # no public address known: the app's default

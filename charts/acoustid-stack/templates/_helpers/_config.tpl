@@ -71,7 +71,12 @@ in the ConfigMap. `hook: true` points chart-managed ones at the hook copy of the
 {{- $_ := set $conf "index" (dict "shards" (include "acoustid.indexShards" .) "name" $v.index.name) -}}
 {{- $_ := set $conf "logging" (dict "level" $v.config.logLevel) -}}
 {{- $_ := set $conf "api" (dict "host" "0.0.0.0" "port" 5000 "workers" $v.api.workers "trusted_proxies" (join "," $v.api.trustedProxies) "limit_concurrency" $v.api.limitConcurrency "timeout_keep_alive" $v.api.timeoutKeepAlive) -}}
-{{- $_ := set $conf "web" (dict "host" "0.0.0.0" "port" 5001 "workers" $v.web.workers "trusted_proxies" (join "," $v.web.trustedProxies) "limit_concurrency" $v.web.limitConcurrency "timeout_keep_alive" $v.web.timeoutKeepAlive "apikeys_per_hour" $v.web.apikeysPerHour "status_cache_seconds" $v.web.statusCacheSeconds) -}}
+{{- $web := dict "host" "0.0.0.0" "port" 5001 "workers" $v.web.workers "trusted_proxies" (join "," $v.web.trustedProxies) "limit_concurrency" $v.web.limitConcurrency "timeout_keep_alive" $v.web.timeoutKeepAlive "apikeys_per_hour" $v.web.apikeysPerHour "status_cache_seconds" $v.web.statusCacheSeconds -}}
+{{- /* the Ingress serves the api on the website's host: the pages link to its docs there */ -}}
+{{- if $v.ingress.enabled -}}
+{{- $_ := set $web "api_url" (printf "%s://%s" (ternary "https" "http" (not (empty $v.ingress.tlsSecret))) $v.ingress.host) -}}
+{{- end -}}
+{{- $_ := set $conf "web" $web -}}
 {{- if $v.config.baseUrl -}}
 {{- $_ := set $conf "website" (dict "base_url" $v.config.baseUrl) -}}
 {{- end -}}
