@@ -58,31 +58,43 @@ async def stats(request: Request) -> Response:
     state = _state(request)
     names, days = await statistics.daily_stats(state.databases.app)
     hours = await statistics.hourly_activity(state.databases)
-    span = f"{hours[0].start:%Y-%m-%d %H:00} to {hours[-1].start:%Y-%m-%d %H:00} UTC"
-    lookups_chart = bar_chart(
-        chart_id="lookups-chart",
-        title="Lookups per hour",
-        description=f"Lookups per hour from {span}; the table below has the numbers.",
-        bars=[(f"{hour.start:%H}:00", hour.lookups) for hour in hours],
-    )
-    submissions_chart = None
-    if all(hour.submissions is not None for hour in hours):
-        submissions_chart = bar_chart(
-            chart_id="submissions-chart",
-            title="Submissions per hour",
-            description=f"Submissions per hour from {span}; the table below has the numbers.",
-            bars=[(f"{hour.start:%H}:00", hour.submissions or 0) for hour in hours],
-        )
+    charts = [
+        hourly_chart("lookups", hours, [hour.lookups for hour in hours]),
+        hourly_chart("submissions", hours, [hour.submissions for hour in hours]),
+    ]
     context = {
         "counters": [(name, statistics.counter_label(name)) for name in names],
         "days": days,
         "hours": hours,
-        "lookups_chart": lookups_chart,
-        "submissions_chart": submissions_chart,
+        "charts": charts,
         "counters_every": _CRON_EVERY["update_stats"],
         "lookups_every": _CRON_EVERY["flush_lookup_stats"],
     }
     return _render(request, "stats.html", context)
+
+
+def hourly_chart(
+    name: str, hours: list[statistics.Hour], values: list[int | None]
+) -> dict[str, Any]:
+    """The chart of one figure per hour, or why there is none (unknown, or all zero)."""
+    chart: dict[str, Any] = {"title": name.capitalize()}
+    if any(value is None for value in values):
+        chart["missing"] = "Unknown: the database did not answer in time."
+    elif not any(values):
+        chart["missing"] = f"No {name} in these hours."
+    else:
+        span = f"{hours[0].start:%Y-%m-%d %H:00} to {hours[-1].start:%Y-%m-%d %H:00} UTC"
+        chart["svg"] = bar_chart(
+            chart_id=f"{name}-chart",
+            title=f"{name.capitalize()} per hour",
+            description=f"{name.capitalize()} per hour from {span}; the table below has the "
+            "numbers.",
+            bars=[
+                (f"{hour.start:%H}:00", value or 0)
+                for hour, value in zip(hours, values, strict=True)
+            ],
+        )
+    return chart
 
 
 async def apikey(request: Request) -> Response:

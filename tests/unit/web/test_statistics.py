@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from acoustid_stack.cron.stats import daily_counters
 from acoustid_stack.web.chart import bar_chart, short_number
-from acoustid_stack.web.statistics import COUNTER_LABELS, counter_label
+from acoustid_stack.web.statistics import COUNTER_LABELS, Hour, counter_label
+from acoustid_stack.web.views import hourly_chart
 
 
 def test_every_daily_counter_cron_records_has_a_label_for_people() -> None:
@@ -46,3 +48,20 @@ def test_scale_labels_are_short() -> None:
         "2.1M",
         "3G",
     ]
+
+
+def hours_of(count: int) -> list[Hour]:
+    start = datetime(2026, 12, 3, tzinfo=UTC)
+    return [Hour(start + timedelta(hours=n), 0, 0, 0) for n in range(count)]
+
+
+def test_anhourly_chart_says_why_it_is_missing() -> None:
+    hours = hours_of(3)
+
+    assert hourly_chart("submissions", hours, [1, None, 2])["missing"].startswith("Unknown")
+    assert hourly_chart("submissions", hours, [0, 0, 0])["missing"] == (
+        "No submissions in these hours."
+    )
+    drawn = hourly_chart("submissions", hours, [0, 3, 0])
+    assert drawn["title"] == "Submissions"
+    assert drawn["svg"].startswith('<svg id="submissions-chart" role="img"')
