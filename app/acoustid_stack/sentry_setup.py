@@ -5,8 +5,8 @@ Each long-running process (api, web, worker, cron, index) calls `init_sentry` on
 DSN serves the whole stack. What reaches Sentry: errors logged at ERROR with or without a
 traceback (the logging integration: the worker's failed batch, a failed cron job, the index's
 500s), exceptions that escape a web request (5xx only: 4xx and the api's 499 are the client's
-business) or a process. The DSN is a secret (`dsn_file` / `ACOUSTID_SENTRY_DSN_FILE`); events
-pass through the same redaction as the logs, so they never carry a configured secret.
+business) or a process. The DSN is a secret (`dsn_file` / `ACOUSTID_SENTRY_DSN_FILE`); every
+text of an event passes through the logs' redaction, so no configured secret leaves the process.
 """
 
 from __future__ import annotations
@@ -25,35 +25,29 @@ RELEASE = f"acoustid-stack@{__version__}"
 
 
 class _EventRedactor:
-    """`before_send`/`before_breadcrumb`: redacts the texts an event carries (messages,
-    exception values, breadcrumbs) as the log formatter does."""
+    """`before_send`/`before_breadcrumb`: every text of an event (messages, exception values,
+    frame variables, breadcrumbs, request data) redacted as the log formatter does. Sentry's own
+    scrubber only knows variables by name (`password`, `secret`, ...); ours knows the values."""
 
     def __init__(self, redactor: SecretRedactor) -> None:
         self._redactor = redactor
 
     def event(self, event: Event, hint: dict[str, Any]) -> Event:
-        self._redact_event(cast(dict[str, Any], event))
-        return event
-
-    def _redact_event(self, event: dict[str, Any]) -> None:
-        for exception in event.get("exception", {}).get("values", []):
-            self._redact_key(exception, "value")
-        self._redact_key(event, "message")
-        logentry = event.get("logentry")
-        if isinstance(logentry, dict):
-            self._redact_key(logentry, "message")
-            self._redact_key(logentry, "formatted")
-        for crumb in event.get("breadcrumbs", {}).get("values", []):
-            self._redact_key(crumb, "message")
+        return cast("Event", self._redact(event))
 
     def breadcrumb(self, crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
-        self._redact_key(crumb, "message")
-        return crumb
+        redacted: dict[str, Any] = self._redact(crumb)
+        return redacted
 
-    def _redact_key(self, holder: dict[str, Any], key: str) -> None:
-        text = holder.get(key)
-        if isinstance(text, str):
-            holder[key] = self._redactor.redact(text)
+    def _redact(self, value: Any) -> Any:
+        # before_send sees the serialised event: only dicts, lists and scalars
+        if isinstance(value, str):
+            return self._redactor.redact(value)
+        if isinstance(value, dict):
+            return {key: self._redact(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._redact(item) for item in value]
+        return value
 
 
 def init_sentry(settings: Settings, *, process: str) -> bool:

@@ -311,9 +311,14 @@ CRASH = """
 from acoustid_stack.config import load_settings
 from acoustid_stack.sentry_setup import init_sentry
 
+def sign(settings):
+    material = settings.website.secret  # a frame variable Sentry's own scrubber does not know
+    raise RuntimeError(f"cannot sign with {material}")
+
+
 settings = load_settings()
 assert init_sentry(settings, process="crash")
-raise RuntimeError(f"cannot sign with {settings.website.secret}")
+sign(settings)
 """
 
 
@@ -336,4 +341,6 @@ def test_a_crash_is_reported_with_configured_secrets_masked(
     _assert_reported(event)
     value = event["exception"]["values"][-1]["value"]
     assert value == "cannot sign with ***"
+    frames = event["exception"]["values"][-1]["stacktrace"]["frames"]
+    assert frames[-1]["vars"]["material"] == "'***'"
     assert website_secret not in json.dumps(event)
