@@ -116,9 +116,19 @@ def debian_image() -> Path:
 
 @dataclass
 class Bridge:
-    """A Linux bridge holding BRIDGE_SUBNET.1/24; hosts attach veths to it."""
+    """A Linux bridge holding BRIDGE_SUBNET.1/24; hosts attach veths to it.
+
+    Traffic between two hosts is bridged, not routed, yet once `br_netfilter` is loaded (a
+    Docker engine loads it, and leaves FORWARD's policy at DROP even after it stops) bridged
+    frames go through iptables' FORWARD chain: host-to-host connections then time out while
+    SSH from this machine still works. `create` accepts forwarding inside this bridge only.
+    """
 
     name: str
+
+    @property
+    def _forward_rule(self) -> list[str]:
+        return ["FORWARD", "-i", self.name, "-o", self.name, "-j", "ACCEPT"]
 
     def create(self) -> None:
         taken = run(["ip", "-4", "-o", "addr"], timeout=10)
@@ -127,8 +137,14 @@ class Bridge:
         run(["ip", "link", "add", self.name, "type", "bridge"], timeout=10)
         run(["ip", "addr", "add", f"{BRIDGE_SUBNET}.1/24", "dev", self.name], timeout=10)
         run(["ip", "link", "set", self.name, "up"], timeout=10)
+        if shutil.which("iptables") is not None:
+            run(["iptables", "-w", "10", "-I", *self._forward_rule], timeout=30)
+        elif Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
+            raise HarnessError("br_netfilter is loaded but iptables is missing to let hosts talk")
 
     def delete(self) -> None:
+        if shutil.which("iptables") is not None:
+            run(["iptables", "-w", "10", "-D", *self._forward_rule], timeout=30, check=False)
         run(["ip", "link", "del", self.name], timeout=10, check=False)
 
 
