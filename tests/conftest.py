@@ -13,6 +13,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,6 +23,62 @@ import redis
 from acoustid_stack.local.services import Services
 
 DATABASES = ("app", "fingerprint", "ingest")
+
+
+TESTS = Path(__file__).resolve().parent
+#: Suites whose files share one costly session fixture (test hosts, a Docker engine, rendered
+#: stacks) run on one pytest-xdist worker (`-n 2 --dist loadgroup`); every other file is a group
+#: of its own, so module fixtures start once, and each drill is one, so drills spread out.
+SHARED_FIXTURE_SUITES = {
+    "deploy/ansible": "ansible",
+    "deploy/containers": "docker",
+    "deploy/compose": "docker",
+    "deploy/chart": "chart",
+    "deploy/pulumi": "pulumi",
+    "e2e": "e2e",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        relative = item.path.relative_to(TESTS).as_posix()
+        group = next(
+            (
+                name
+                for folder, name in SHARED_FIXTURE_SUITES.items()
+                if relative.startswith(f"{folder}/")
+            ),
+            item.nodeid if relative.startswith("drill/") else relative,
+        )
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+_DRILL_SUMMARY = "drill summary"
+#: drills' RTO/RPO summaries, printed at the end of the run: CI's log is where the runbooks'
+#: figures come from (under pytest-xdist these come from the workers' reports)
+_DRILL_SUMMARIES: list[str] = []
+
+
+@pytest.fixture
+def drill_summaries(request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    """Append a drill's report summary here to have it printed at the end of the run."""
+    lines: list[str] = []
+    yield lines
+    request.node.user_properties += [(_DRILL_SUMMARY, line) for line in lines]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        _DRILL_SUMMARIES.extend(v for k, v in report.user_properties if k == _DRILL_SUMMARY)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _DRILL_SUMMARIES:
+        terminalreporter.section("drills: measured RTO / RPO")
+        for line in _DRILL_SUMMARIES:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
