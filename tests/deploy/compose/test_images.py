@@ -138,10 +138,18 @@ def test_index_image_runs_the_index_on_6081_with_its_data_in_the_volume() -> Non
 
 
 def test_server_image_ships_fpcalc() -> None:
-    runs = " ".join(
-        ins.original for ins in final_stage(parse_dockerfile("Dockerfile")) if ins.cmd == "RUN"
+    """From a stage that installs Debian's fpcalc; tests/deploy/containers runs it."""
+    instructions = parse_dockerfile("Dockerfile")
+    copies = [ins for ins in final_stage(instructions) if ins.cmd == "COPY"]
+    assert any("--from=fpcalc" in ins.flags and ins.value[0] == "/out/" for ins in copies)
+    stage_start = next(
+        i for i, ins in enumerate(instructions) if ins.cmd == "FROM" and ins.value[-1] == "fpcalc"
     )
+    stage = instructions[stage_start + 1 :]
+    stage = stage[: next(i for i, ins in enumerate(stage) if ins.cmd == "FROM")]
+    runs = " ".join(ins.original for ins in stage if ins.cmd == "RUN")
     assert "libchromaprint-tools" in runs
+    assert "/out/usr/bin" in runs
 
 
 def test_builds_use_uv_in_a_separate_stage() -> None:
