@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import importlib.metadata
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -140,6 +141,7 @@ def running_engine() -> Iterator[Engine]:
             ready=lambda: (root / "docker.sock").exists() and _pings(root / "docker.sock"),
         )
         engine = Engine(root, process)
+        forward_policy = _forward_policy()
         try:
             process.start()
             process.wait_ready(60)
@@ -149,9 +151,46 @@ def running_engine() -> Iterator[Engine]:
             ids = engine.run("ps", "-aq", check=False).stdout.split()
             if ids:
                 engine.run("rm", "-f", "-v", *ids, check=False)
+            engine.run("network", "prune", "--force", check=False)  # their bridges outlive dockerd
             process.stop(60)
+            _remove_docker_networking(forward_policy)
             _unmount_under(root)
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _forward_policy() -> str:
+    rules = subprocess.run(
+        ["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=False
+    ).stdout
+    return next((r.split()[2] for r in rules.splitlines() if r.startswith("-P ")), "ACCEPT")
+
+
+def _remove_docker_networking(forward_policy: str) -> None:
+    """Undo what dockerd leaves behind when it stops: its iptables chains and the rules that
+    jump to them or masquerade its bridges, the FORWARD policy it set to DROP (which would cut
+    other tests' network namespaces off), and the docker0 bridge."""
+    for table in ("filter", "nat"):
+        rules = subprocess.run(
+            ["iptables", "-t", table, "-S"], capture_output=True, text=True, check=False
+        ).stdout.splitlines()
+        for rule in rules:
+            words = shlex.split(rule)
+            if words[0] == "-A" and not words[1].startswith("DOCKER") and _is_dockers(rule):
+                subprocess.run(
+                    ["iptables", "-t", table, "-D", *words[1:]], capture_output=True, check=False
+                )
+        chains = [r.split()[1] for r in rules if r.startswith("-N DOCKER")]
+        for flag in ("-F", "-X"):
+            for chain in chains:
+                subprocess.run(
+                    ["iptables", "-t", table, flag, chain], capture_output=True, check=False
+                )
+    subprocess.run(["iptables", "-P", "FORWARD", forward_policy], capture_output=True, check=False)
+    subprocess.run(["ip", "link", "delete", "docker0"], capture_output=True, check=False)
+
+
+def _is_dockers(rule: str) -> bool:
+    return "DOCKER" in rule or "docker0" in rule or " br-" in rule or '"br-' in rule
 
 
 def _unmount_under(root: Path) -> None:
