@@ -3,6 +3,7 @@ unmodified pyacoustid client through it, a clean stop, and a second start that k
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -16,11 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import acoustid
+import psycopg
 import pytest
+from rich.console import Console
 
 from acoustid_stack.config import load_settings
 from acoustid_stack.fingerprint.audio import fpcalc, write_chords
 from acoustid_stack.local.bootstrap import ensure_local_application
+from acoustid_stack.local.demo import run_demo
 from acoustid_stack.local.process import free_port, port_open
 from acoustid_stack.local.stack import DEFAULT_PORTS
 from acoustid_stack.local.supervisor import LOCK_FILE, STATE_FILE, read_state
@@ -142,6 +146,9 @@ def test_up_serves_pyacoustid_stops_cleanly_and_resumes_with_the_data(
     second.wait_ready()
     assert ensure_local_application(settings) == (client_key, user_key)
     assert mbids["a"] in lookup_mbids(client_key, songs["a"])
+    status = cli("status", "--data-dir", str(data_dir))
+    assert status.returncode == 0, status.stderr
+    assert f"client key: {client_key}   user key: {user_key}" in status.stdout
 
     # the documented daily backup and its check, on the servers `up` runs (PostgreSQL 18,
     # Valkey 9), as a user types them
@@ -153,6 +160,25 @@ def test_up_serves_pyacoustid_stops_cleanly_and_resumes_with_the_data(
                 assert f"{kind}: ok" in done.stdout, done.stdout
             assert "fingerprint.fingerprint: 2" in done.stdout
 
+    # `up --demo` on a resumed stack: the second demo finds the first one's songs
+    def demo() -> tuple[str, object]:
+        said = io.StringIO()
+        run_demo(
+            api_url=f"http://127.0.0.1:{ports['api']}",
+            client_key=client_key,
+            user_key=user_key,
+            console=Console(file=said, width=200),
+        )
+        with psycopg.connect(settings.database.ingest.conninfo()) as conn:
+            return said.getvalue(), conn.execute("SELECT count(*) FROM submission").fetchone()
+
+    first_said, first_count = demo()
+    again_said, again_count = demo()
+    assert "demo ok" in first_said
+    assert "demo ok" in again_said
+    assert "not submitted again" in again_said
+    assert again_count == first_count
+
     down = subprocess.run(
         [sys.executable, "-m", "acoustid_stack", "down", "--data-dir", str(data_dir)],
         capture_output=True,
@@ -161,6 +187,7 @@ def test_up_serves_pyacoustid_stops_cleanly_and_resumes_with_the_data(
         check=False,
     )
     assert down.returncode == 0, down.stderr
+    assert "stopped in" in down.stdout
     assert second.process.wait(timeout=30) == 0
     assert read_state(data_dir) is None
 

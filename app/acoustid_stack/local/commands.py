@@ -9,6 +9,7 @@ from pathlib import Path
 from types import FrameType
 
 import click
+import psycopg
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -178,6 +179,12 @@ def status(data_dir: Path) -> None:
         )
     Console().print(status_table(state["services"]))
     click.echo(f"API: {state.get('api_url')}/v2/   config: {state.get('config')}")
+    try:
+        client_key, user_key = ensure_local_application(load_settings(str(state["config"])))
+    except psycopg.Error as exc:
+        click.echo(f"keys: not readable while the database is not up ({exc.sqlstate or exc})")
+    else:
+        click.echo(f"client key: {client_key}   user key: {user_key}")
 
 
 @click.command()
@@ -185,6 +192,14 @@ def status(data_dir: Path) -> None:
 @click.option("--timeout", type=float, default=60.0, show_default=True)
 def down(data_dir: Path, timeout: float) -> None:
     """Stop a running `acoustid-stack up` (from another terminal)."""
-    if not request_stop(data_dir.resolve(), timeout=timeout):
-        raise UserError(f"no acoustid-stack is running on {data_dir}")
-    click.echo("stopped")
+    console = Console()
+    started = time.monotonic()
+    with console.status("stopping") as spinner:
+
+        def show(running: list[str]) -> None:
+            waiting = f"stopping {', '.join(running)}" if running else "releasing the data folder"
+            spinner.update(f"{waiting} ({time.monotonic() - started:.0f} s)")
+
+        if not request_stop(data_dir.resolve(), timeout=timeout, progress=show):
+            raise UserError(f"no acoustid-stack is running on {data_dir}")
+    console.print(f"stopped in {time.monotonic() - started:.1f} s; data kept in {data_dir}")

@@ -28,6 +28,9 @@ SECONDS = 30
 # fpcalc gives about 8 hashes per second of audio
 HASHES_PER_SECOND = 8
 IMPORT_TIMEOUT = 60.0
+#: the demo songs' MBIDs are derived from their names, so a second demo finds what the first
+#: submitted instead of adding the same songs again under new MBIDs
+DEMO_NAMESPACE = uuid.UUID("6f1c1b4e-7d2a-4c55-9a53-0d5e0e7a3c11")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ def demo_songs(work_dir: Path) -> tuple[list[Song], str]:
             rng = np.random.default_rng(seed)
             hashes = rng.integers(0, 2**32, size=SECONDS * HASHES_PER_SECOND, dtype=np.uint32)
             fingerprint, duration = encode_fingerprint(hashes), SECONDS
-        songs.append(Song(f"song {seed}", fingerprint, duration, str(uuid.uuid4())))
+        name = f"song {seed}"
+        songs.append(Song(name, fingerprint, duration, str(uuid.uuid5(DEMO_NAMESPACE, name))))
     source = "fpcalc on generated audio" if use_fpcalc else "synthetic (fpcalc not installed)"
     return songs, source
 
@@ -70,46 +74,22 @@ def run_demo(*, api_url: str, client_key: str, user_key: str, console: Console) 
         httpx.Client(base_url=f"{api_url}/v2/", timeout=10.0) as client,
     ):
         songs, source = demo_songs(Path(work))
-        console.print(f"demo: submitting {len(songs)} songs, fingerprints from {source}")
-        submit: dict[str, Any] = {"client": client_key, "user": user_key}
-        for i, song in enumerate(songs):
-            submit |= {
-                f"fingerprint.{i}": song.fingerprint,
-                f"duration.{i}": song.duration,
-                f"mbid.{i}": song.mbid,
-            }
-        ids = [s["id"] for s in _call(client, "submit", submit)["submissions"]]
-        deadline = time.monotonic() + IMPORT_TIMEOUT
-        while True:
-            statuses = _call(client, "submission_status", {"client": client_key, "id": ids})
-            if all(s["status"] == "imported" for s in statuses["submissions"]):
-                break
-            if time.monotonic() > deadline:
-                raise UserError(
-                    f"demo: submissions not imported after {IMPORT_TIMEOUT:.0f} s; "
-                    "see the worker logs in the data folder's logs/"
-                )
-            time.sleep(0.2)
+        missing = [song for song in songs if not _found(client, client_key, song)[0]]
+        if missing:
+            console.print(f"demo: submitting {len(missing)} songs, fingerprints from {source}")
+            _submit_and_wait(client, client_key, user_key, missing)
+        else:
+            console.print(
+                "demo: the songs of an earlier demo are here already; not submitted again"
+            )
         table = Table(title="demo: lookups")
         for column in ("song", "submitted MBID", "found", "score"):
             table.add_column(column)
-        missing = []
+        not_found = []
         for song in songs:
-            found = _call(
-                client,
-                "lookup",
-                {
-                    "client": client_key,
-                    "meta": "recordingids",
-                    "fingerprint": song.fingerprint,
-                    "duration": song.duration,
-                },
-            )
-            best = found["results"][0] if found["results"] else None
-            recordings = [r["id"] for r in (best or {}).get("recordings", [])]
-            ok = song.mbid in recordings
+            ok, best = _found(client, client_key, song)
             if not ok:
-                missing.append(song.name)
+                not_found.append(song.name)
             table.add_row(
                 song.name,
                 song.mbid,
@@ -117,6 +97,47 @@ def run_demo(*, api_url: str, client_key: str, user_key: str, console: Console) 
                 f"{best['score']:.2f}" if best else "-",
             )
         console.print(table)
-        if missing:
-            raise UserError(f"demo: lookup did not find {', '.join(missing)}")
+        if not_found:
+            raise UserError(f"demo: lookup did not find {', '.join(not_found)}")
         console.print("[bold green]demo ok[/]: submitted, imported and found again")
+
+
+def _found(client: httpx.Client, client_key: str, song: Song) -> tuple[bool, dict[str, Any] | None]:
+    """Whether a lookup of the song finds its MBID, and the best result."""
+    found = _call(
+        client,
+        "lookup",
+        {
+            "client": client_key,
+            "meta": "recordingids",
+            "fingerprint": song.fingerprint,
+            "duration": song.duration,
+        },
+    )
+    best: dict[str, Any] | None = found["results"][0] if found["results"] else None
+    recordings = [r["id"] for r in (best or {}).get("recordings", [])]
+    return song.mbid in recordings, best
+
+
+def _submit_and_wait(
+    client: httpx.Client, client_key: str, user_key: str, songs: list[Song]
+) -> None:
+    submit: dict[str, Any] = {"client": client_key, "user": user_key}
+    for i, song in enumerate(songs):
+        submit |= {
+            f"fingerprint.{i}": song.fingerprint,
+            f"duration.{i}": song.duration,
+            f"mbid.{i}": song.mbid,
+        }
+    ids = [s["id"] for s in _call(client, "submit", submit)["submissions"]]
+    deadline = time.monotonic() + IMPORT_TIMEOUT
+    while True:
+        statuses = _call(client, "submission_status", {"client": client_key, "id": ids})
+        if all(s["status"] == "imported" for s in statuses["submissions"]):
+            return
+        if time.monotonic() > deadline:
+            raise UserError(
+                f"demo: submissions not imported after {IMPORT_TIMEOUT:.0f} s; "
+                "see the worker logs in the data folder's logs/"
+            )
+        time.sleep(0.2)

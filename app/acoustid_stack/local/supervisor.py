@@ -241,17 +241,28 @@ def read_state(state_dir: Path) -> dict[str, Any] | None:
     return payload
 
 
-def request_stop(state_dir: Path, timeout: float = 60.0) -> bool:
-    """Ask the supervisor of `state_dir` to stop and wait until it has; False if none ran."""
+def request_stop(
+    state_dir: Path,
+    timeout: float = 60.0,
+    progress: Callable[[list[str]], None] | None = None,
+) -> bool:
+    """Ask the supervisor of `state_dir` to stop and wait until it has; False if none ran.
+
+    `progress` is told, about once a second, the services whose processes still run."""
     payload = read_state(state_dir)
     if payload is None:
         return False
     pid = int(payload["supervisor_pid"])
+    services = [(str(s["name"]), int(s["pid"] or 0)) for s in payload["services"]]
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
+    next_report = 0.0
     while time.monotonic() < deadline:
         if not _alive(pid):
             return True
+        if progress is not None and time.monotonic() >= next_report:
+            progress([name for name, service_pid in services if _alive(service_pid)])
+            next_report = time.monotonic() + 1.0
         time.sleep(0.1)
     raise UserError(f"supervisor {pid} did not stop within {timeout:.0f} s; kill it with kill -9")
 
