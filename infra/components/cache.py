@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 
 from acoustid_stack.sizing import Profile
 from components.charts import REDIS_HA
-from components.credentials import SecretRef, password, secret
+from components.credentials import SecretRef, password_secret
 from components.kube import disk_quantity, pod_shares, service_host
 
 REDIS_PORT = 6379
@@ -103,13 +103,11 @@ class Cache(pulumi.ComponentResource):
         super().__init__("acoustid:cache:Cache", name, None, opts)
         self.credentials = args.credentials
         self.sentinel_master = args.sentinel_master
-        credentials = secret(
-            f"{name}-credentials",
-            name=args.credentials.name,
+        credentials = password_secret(
+            name,
+            ref=args.credentials,
             namespace=args.namespace,
-            entries={
-                args.credentials.key: password(f"{name}-password", given=args.password, parent=self)
-            },
+            given=args.password,
             parent=self,
         )
         self.release = k8s.helm.v3.Release(

@@ -60,3 +60,21 @@ def secret(
         string_data={key: pulumi.Output.secret(value) for key, value in entries.items()},
         opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on or []),
     )
+
+
+def password_secret(
+    name: str,
+    *,
+    ref: SecretRef,
+    namespace: str,
+    given: pulumi.Input[str] | None,
+    parent: pulumi.Resource,
+) -> k8s.core.v1.Secret:
+    """The Secret ``ref`` names, holding ``given`` or a generated password under its key."""
+    return secret(
+        f"{name}-credentials",
+        name=ref.name,
+        namespace=namespace,
+        entries={ref.key: password(f"{name}-password", given=given, parent=parent)},
+        parent=parent,
+    )

@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 
 from acoustid_stack.sizing import Profile, byte_quantity
 from components.charts import NATS
-from components.credentials import SecretRef, password, secret
+from components.credentials import SecretRef, password_secret
 from components.kube import disk_quantity, pod_shares, service_host
 
 CLIENT_PORT = 4222
@@ -123,13 +123,11 @@ class Messaging(pulumi.ComponentResource):
         super().__init__("acoustid:messaging:Messaging", name, None, opts)
         self.user = NATS_USER
         self.credentials = args.credentials
-        credentials = secret(
-            f"{name}-credentials",
-            name=args.credentials.name,
+        credentials = password_secret(
+            name,
+            ref=args.credentials,
             namespace=args.namespace,
-            entries={
-                args.credentials.key: password(f"{name}-password", given=args.password, parent=self)
-            },
+            given=args.password,
             parent=self,
         )
         self.release = k8s.helm.v3.Release(
