@@ -6,10 +6,8 @@ acoustid.conf and its password file, gets in where a client without credentials 
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,9 +18,10 @@ import pytest
 
 from acoustid_stack.config import load_settings
 from acoustid_stack.local.binaries import require_binary
+from acoustid_stack.local.process import free_port
 from acoustid_stack.submissions.connection import Reconnect, connect_nats
 
-from .deployment import PLAYBOOKS
+from .local_render import run_local_playbook
 
 pytestmark = pytest.mark.deploy
 
@@ -51,13 +50,6 @@ RENDER_PLAYBOOK = """
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass(frozen=True)
 class Rendered:
     folder: Path
@@ -67,8 +59,6 @@ class Rendered:
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     out = tmp_path_factory.mktemp("nats-auth")
-    playbook = out / "render.yml"
-    playbook.write_text(RENDER_PLAYBOOK.format(playbooks=PLAYBOOKS, out=out))
     port = free_port()
     extra = {
         "vault_nats_password": VAULT_NATS_PASSWORD,
@@ -78,23 +68,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
         "nats_store_dir": str(out / "jetstream"),
         "acoustid_config_dir": str(out),
     }
-    argv = ["ansible-playbook", "-i", "inventories/single/hosts.yml", str(playbook)]
-    for key, value in extra.items():
-        argv += ["-e", f"{key}={value}"]
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(PLAYBOOKS / "ansible.cfg"),
-        "ANSIBLE_FILTER_PLUGINS": str(PLAYBOOKS / "filter_plugins"),
-        # Templates render on this machine: its Python, not the hosts' /usr/bin/python3.
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        "ANSIBLE_LOCAL_TEMP": str(out / "ansible-tmp"),
-        "ANSIBLE_HOME": str(out / "ansible-home"),
-        "ANSIBLE_NOCOLOR": "1",
-    }
-    result = subprocess.run(
-        argv, cwd=PLAYBOOKS, env=env, capture_output=True, text=True, timeout=180, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_local_playbook(RENDER_PLAYBOOK, out, extra)
     # What the acoustid role's config tasks write next to acoustid.conf.
     for name in SECRET_FILES:
         value = VAULT_NATS_PASSWORD if name == "nats_password" else f"{name}-value"

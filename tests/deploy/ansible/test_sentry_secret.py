@@ -4,17 +4,14 @@ app's own config loader then reads the DSN from the secret file the rendered con
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from acoustid_stack.config import load_settings
 
-from .deployment import PLAYBOOKS
+from .local_render import run_local_playbook
 
 pytestmark = pytest.mark.deploy
 
@@ -49,8 +46,6 @@ RENDER_PLAYBOOK = """
 
 
 def render(out: Path, **extra: str) -> None:
-    playbook = out / "render.yml"
-    playbook.write_text(RENDER_PLAYBOOK.format(playbooks=PLAYBOOKS, out=out))
     variables = {
         "acoustid_private_address": "127.0.0.1",
         "acoustid_config_dir": str(out),
@@ -61,23 +56,8 @@ def render(out: Path, **extra: str) -> None:
         "vault_acoustid_website_secret": "x",
         **extra,
     }
-    argv = ["ansible-playbook", "-i", "inventories/single/hosts.yml", str(playbook)]
-    for key, value in variables.items():
-        argv += ["-e", f"{key}={value}"]
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(PLAYBOOKS / "ansible.cfg"),
-        "ANSIBLE_FILTER_PLUGINS": str(PLAYBOOKS / "filter_plugins"),
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        "ANSIBLE_LOCAL_TEMP": str(out / "ansible-tmp"),
-        "ANSIBLE_HOME": str(out / "ansible-home"),
-        "ANSIBLE_NOCOLOR": "1",
-    }
-    result = subprocess.run(
-        argv, cwd=PLAYBOOKS, env=env, capture_output=True, text=True, timeout=180, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert VAULT_DSN not in result.stdout + result.stderr, "the DSN reached the Ansible output"
+    output = run_local_playbook(RENDER_PLAYBOOK, out, variables)
+    assert VAULT_DSN not in output, "the DSN reached the Ansible output"
 
 
 def test_the_vault_dsn_becomes_a_private_file_that_every_process_reads(tmp_path: Path) -> None:
