@@ -46,6 +46,9 @@ STANDIN_IMAGES = {
 SERVER_IMAGE = "ghcr.io/acoustid-stack/acoustid-stack:0.1.0"
 INDEX_IMAGE = "ghcr.io/acoustid-stack/acoustid-stack-index:0.1.0"
 PROJECT_IMAGES = {SERVER_IMAGE: "docker/Dockerfile", INDEX_IMAGE: "docker/Dockerfile.index"}
+# pytest-timeout for container tests: whichever runs first also waits for dockerd, the
+# stand-ins and both project builds (about 3-5 min on 2 busy cores).
+BUILD_TIMEOUT = 1800
 # Build times, image sizes, start and recovery times: printed at the end of the session.
 FIGURES: dict[str, str] = {}
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from .engine import INDEX_IMAGE, PROJECT_IMAGES, SERVER_IMAGE, Engine
+from .engine import BUILD_TIMEOUT, INDEX_IMAGE, PROJECT_IMAGES, SERVER_IMAGE, Engine
 from .test_compose_stack import wait_for_health
 
-pytestmark = pytest.mark.containers
+# the first test of a session also waits for the engine and every image build (conftest.py)
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(BUILD_TIMEOUT)]
 
 READ_ONLY = ("--read-only", "--tmpfs", "/tmp")  # docker/README.md, "Read-only root filesystem"
 

@@ -30,9 +30,9 @@ from .compose_project import (
     use_api,
     wait_until_found,
 )
-from .engine import FIGURES, SERVER_IMAGE, Engine, record_seconds
+from .engine import BUILD_TIMEOUT, FIGURES, SERVER_IMAGE, Engine, record_seconds
 
-pytestmark = [pytest.mark.containers, pytest.mark.slow]
+pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT)]
 
 IMPORT_TIMEOUT = 180.0  # worker redelivery after a crash waits --ack-wait (30 s), doubling
 # 24 songs at this pace: a stream of about a minute, across the four crashes

@@ -10,9 +10,13 @@ import time
 
 import pytest
 
-from .engine import REPO, Engine
+from .engine import BUILD_TIMEOUT, REPO, Engine
 
-pytestmark = [pytest.mark.containers, pytest.mark.integration]
+pytestmark = [
+    pytest.mark.containers,
+    pytest.mark.integration,
+    pytest.mark.timeout(BUILD_TIMEOUT),
+]
 
 # one module per service, each a full module of the integration suite
 MODULES = {
