@@ -1,7 +1,7 @@
 """Real Debian 12 hosts on this machine for the playbook tests.
 
 A `Fleet` boots systemd-nspawn containers from a cached debootstrap tarball, each in its own
-network namespace with a veth on a private bridge the fleet creates (`BRIDGE_SUBNET`, never
+network namespace with a veth on a private bridge the fleet creates (a free `BRIDGE_SUBNETS`, never
 routed anywhere: no NAT, no forwarding). Debian packages reach the hosts only through an
 apt-cacher-ng bound to the bridge address, whose cache persists in the cache dir between runs.
 Every outer command runs under `timeout`; everything started is stopped by pid on exit.
@@ -30,7 +30,9 @@ from pathlib import Path
 CACHE_DIR = Path(os.environ.get("ACOUSTID_TEST_CACHE_DIR", "/var/cache/acoustid-stack-tests"))
 SUITE = "bookworm"
 INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2"
-BRIDGE_SUBNET = "10.203.0"  # /24; .1 is the bridge (apt-cacher-ng), hosts from .11
+# /24s a fleet may take, the first free one (two test runs on one machine each get their
+# own); .1 is the bridge (apt-cacher-ng), hosts from .11.
+BRIDGE_SUBNETS = tuple(f"10.203.{n}" for n in range(8))
 APT_CACHE_PORT = 3142
 HOST_PYTHON = "3.11.2"  # Debian 12's python3: the wheels for the hosts resolve against it
 TOOLS = {
@@ -116,7 +118,7 @@ def debian_image() -> Path:
 
 @dataclass
 class Bridge:
-    """A Linux bridge holding BRIDGE_SUBNET.1/24; hosts attach veths to it.
+    """A Linux bridge holding <subnet>.1/24; hosts attach veths to it.
 
     Traffic between two hosts is bridged, not routed, yet once `br_netfilter` is loaded (a
     Docker engine loads it, and leaves FORWARD's policy at DROP even after it stops) bridged
@@ -125,17 +127,27 @@ class Bridge:
     """
 
     name: str
+    subnet: str = ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.subnet}.1"
+
+    def claim_subnet(self) -> None:
+        """Take the first of BRIDGE_SUBNETS no interface of this machine uses yet."""
+        taken = run(["ip", "-4", "-o", "addr"], timeout=10)
+        free = [subnet for subnet in BRIDGE_SUBNETS if f" {subnet}." not in taken]
+        if not free:
+            raise HarnessError(f"{', '.join(BRIDGE_SUBNETS)} are all in use here:\n{taken}")
+        self.subnet = free[0]
 
     @property
     def _forward_rule(self) -> list[str]:
         return ["FORWARD", "-i", self.name, "-o", self.name, "-j", "ACCEPT"]
 
     def create(self) -> None:
-        taken = run(["ip", "-4", "-o", "addr"], timeout=10)
-        if f" {BRIDGE_SUBNET}." in taken:
-            raise HarnessError(f"{BRIDGE_SUBNET}.0/24 is already in use here:\n{taken}")
         run(["ip", "link", "add", self.name, "type", "bridge"], timeout=10)
-        run(["ip", "addr", "add", f"{BRIDGE_SUBNET}.1/24", "dev", self.name], timeout=10)
+        run(["ip", "addr", "add", f"{self.address}/24", "dev", self.name], timeout=10)
         run(["ip", "link", "set", self.name, "up"], timeout=10)
         if shutil.which("iptables") is not None:
             run(["iptables", "-w", "10", "-I", *self._forward_rule], timeout=30)
@@ -150,7 +162,11 @@ class Bridge:
 
 @dataclass
 class AptCache:
-    """apt-cacher-ng listening only on the bridge address, cache kept in CACHE_DIR."""
+    """apt-cacher-ng listening only on the bridge address, cache kept in CACHE_DIR.
+
+    A fleet on the first subnet keeps the shared cache; a concurrent one on another subnet uses
+    a cache of its own, so two daemons never write the same files.
+    """
 
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
@@ -160,10 +176,11 @@ class AptCache:
         # Not under the test's tmp dir: that is 0700 root and the daemon runs as its own user.
         return CACHE_DIR / f"acng-run-{os.getpid()}"
 
-    def start(self) -> None:
+    def start(self, bridge: Bridge) -> None:
         config = self.run_dir / "conf"
         config.mkdir(parents=True, exist_ok=True)
-        cache = CACHE_DIR / "apt-cacher-ng"
+        first = bridge.subnet == BRIDGE_SUBNETS[0]
+        cache = CACHE_DIR / ("apt-cacher-ng" if first else f"apt-cacher-ng-{bridge.subnet}")
         cache.mkdir(parents=True, exist_ok=True)
         logs = self.run_dir / "log"
         logs.mkdir(exist_ok=True)
@@ -172,7 +189,7 @@ class AptCache:
         (config / "backends_debian").write_text(host_mirror() + "/\n")
         (config / "acng.conf").write_text(
             f"CacheDir: {cache}\nLogDir: {logs}\nSupportDir: /usr/lib/apt-cacher-ng\n"
-            f"BindAddress: {BRIDGE_SUBNET}.1\nPort: {APT_CACHE_PORT}\n"
+            f"BindAddress: {bridge.address}\nPort: {APT_CACHE_PORT}\n"
             "Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian\n"
             "ExThreshold: 4\nForeGround: 1\n"
         )
@@ -182,7 +199,7 @@ class AptCache:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait_for_port(f"{BRIDGE_SUBNET}.1", APT_CACHE_PORT, timeout=15)
+        wait_for_port(bridge.address, APT_CACHE_PORT, timeout=15)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -270,7 +287,7 @@ class Host:
     def __post_init__(self) -> None:
         self.cgroup = HostCgroup(f"acoustid-test-{self.netns}")
 
-    def prepare(self, image: Path, public_key: str, hosts_lines: str) -> None:
+    def prepare(self, image: Path, public_key: str, hosts_lines: str, proxy: str) -> None:
         self.root.mkdir(parents=True)
         run(["tar", "--zstd", "-C", str(self.root), "-xf", str(image)], timeout=120)
         etc = self.root / "etc"
@@ -278,7 +295,7 @@ class Host:
         (etc / "hostname").write_text(self.name + "\n")
         (etc / "hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {self.name}\n{hosts_lines}")
         (etc / "apt/apt.conf.d/01proxy").write_text(
-            f'Acquire::http::Proxy "http://{BRIDGE_SUBNET}.1:{APT_CACHE_PORT}";\n'
+            f'Acquire::http::Proxy "http://{proxy}:{APT_CACHE_PORT}";\n'
         )
         # Throwaway hosts: dpkg's fsync per file only makes installs crawl on a busy disk.
         (etc / "dpkg/dpkg.cfg.d/01unsafe-io").write_text("force-unsafe-io\n")
@@ -348,12 +365,13 @@ class Fleet:
     def __post_init__(self) -> None:
         tag = f"{os.getpid() % 100000}"
         self.bridge = Bridge(f"acbr{tag}")
+        self.bridge.claim_subnet()
         self.apt_cache = AptCache(self.work_dir / "apt-cacher-ng.log")
         self.key = self.work_dir / "id_ed25519"
         for number, name in enumerate(self.names):
             self.hosts[name] = Host(
                 name=name,
-                address=f"{BRIDGE_SUBNET}.{11 + number}",
+                address=f"{self.bridge.subnet}.{11 + number}",
                 root=self.work_dir / "roots" / name,
                 netns=f"acst{tag}-{number}",
                 veth=f"acv{tag}{number}",
@@ -375,9 +393,9 @@ class Fleet:
         public_key = self.key.with_suffix(".pub").read_text()
         hosts_lines = "".join(f"{h.address} {h.name}\n" for h in self.hosts.values())
         self.bridge.create()
-        self.apt_cache.start()
+        self.apt_cache.start(self.bridge)
         for host in self.hosts.values():
-            host.prepare(image, public_key, hosts_lines)
+            host.prepare(image, public_key, hosts_lines, self.bridge.address)
             host.plug(self.bridge)
             host.boot(self.work_dir)
         for host in self.hosts.values():
