@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from acoustid_stack.local.services import Services
+from run_summary import add_to_summary, lines_of
 
 DATABASES = ("app", "fingerprint", "ingest")
 
@@ -55,10 +56,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.xdist_group(group))
 
 
-_DRILL_SUMMARY = "drill summary"
-#: drills' RTO/RPO summaries, printed at the end of the run: CI's log is where the runbooks'
-#: figures come from (under pytest-xdist these come from the workers' reports)
-_DRILL_SUMMARIES: list[str] = []
+#: section -> lines, printed at the end of the run (see run_summary.py)
+_SUMMARIES: dict[str, list[str]] = {}
 
 
 @pytest.fixture
@@ -66,18 +65,20 @@ def drill_summaries(request: pytest.FixtureRequest) -> Iterator[list[str]]:
     """Append a drill's report summary here to have it printed at the end of the run."""
     lines: list[str] = []
     yield lines
-    request.node.user_properties += [(_DRILL_SUMMARY, line) for line in lines]
+    for line in lines:
+        add_to_summary(request.node, "drills: measured RTO / RPO", line)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "teardown":
-        _DRILL_SUMMARIES.extend(v for k, v in report.user_properties if k == _DRILL_SUMMARY)
+        for section, line in lines_of(report):
+            _SUMMARIES.setdefault(section, []).append(line)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _DRILL_SUMMARIES:
-        terminalreporter.section("drills: measured RTO / RPO")
-        for line in _DRILL_SUMMARIES:
+    for section, lines in _SUMMARIES.items():
+        terminalreporter.section(section)
+        for line in lines:
             terminalreporter.write_line(line)
 
 

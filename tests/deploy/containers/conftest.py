@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from run_summary import add_to_summary
+
 from .engine import FIGURES, Engine, build_project_images, build_standins, running_engine
 
 
@@ -18,8 +20,14 @@ def engine() -> Iterator[Engine]:
         yield started
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if FIGURES:
-        terminalreporter.section("container figures")
-        for name, value in FIGURES.items():
-            terminalreporter.write_line(f"{name}: {value}")
+@pytest.fixture(autouse=True)
+def _report_figures(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Hands the figures measured so far to the run's summary, once each."""
+    yield
+    for name, value in FIGURES.items():
+        if name not in _REPORTED:
+            _REPORTED.add(name)
+            add_to_summary(request.node, "container figures", f"{name}: {value}")
+
+
+_REPORTED: set[str] = set()
