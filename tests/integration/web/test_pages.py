@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import create_engine, select
+from sqlalchemy.dialects.postgresql import insert
 from starlette.testclient import TestClient
 
 from acoustid_stack.config import Settings
@@ -61,12 +62,16 @@ def application_id(settings: Settings) -> int:
                 count_nohits=5,
             )
         )
+        # cron processes of other tests in this session may have counted today already
+        counters = insert(app_db.stats).values(
+            [
+                {"name": "web.test_counter", "date": now.date(), "value": 4321},
+                {"name": "account.all", "date": now.date(), "value": 1},
+            ]
+        )
         conn.execute(
-            app_db.stats.insert().values(
-                [
-                    {"name": "web.test_counter", "date": now.date(), "value": 4321},
-                    {"name": "account.all", "date": now.date(), "value": 1},
-                ]
+            counters.on_conflict_do_update(
+                index_elements=["name", "date"], set_={"value": counters.excluded.value}
             )
         )
     engine.dispose()
