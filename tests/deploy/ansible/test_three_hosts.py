@@ -2,7 +2,10 @@
 
 node1: PostgreSQL primary, Redis primary, NATS, index shard 0, api, web
 node2: PostgreSQL replica, Redis replica, NATS, index shard 1
-node3: NATS, api, worker, cron
+node3: PostgreSQL replica, NATS, api, worker, cron, Prometheus + Alertmanager
+
+After the failover (node2 promoted, node3 repointed), site.yml runs again and must keep node2
+as the primary, re-cloning node1 as its replica.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from pathlib import Path
 
 import acoustid
 import pytest
+import yaml
 
 from .debian_hosts import Fleet
 from .deployment import (
+    REPOSITORY,
     Deployment,
     Recap,
     create_api_keys,
@@ -29,13 +34,13 @@ from .deployment import (
 pytestmark = [
     pytest.mark.deploy,
     pytest.mark.slow,
-    # 2 cores: ≈ 5 min idle (first converge ≈ 3.3 min), 9.5-10.5 min while both are busy
+    # 2 cores: 6.9 min at load 3-8 (first converge ≈ 3 min); ≈ 14 min at load 14
     pytest.mark.timeout(1200),
 ]
 
 GROUPS = {
     "postgresql_primary": ["node1"],
-    "postgresql_replicas": ["node2"],
+    "postgresql_replicas": ["node2", "node3"],
     "redis": ["node1", "node2"],
     "nats": ["node1", "node2", "node3"],
     "index": ["node1", "node2"],
@@ -43,8 +48,12 @@ GROUPS = {
     "web": ["node1"],
     "worker": ["node3"],
     "cron": ["node3"],
+    "monitoring": ["node3"],
 }
+ALERT_RULES = REPOSITORY / "app/acoustid_stack/monitoring/alerts.yml"
 PSQL = "runuser -u postgres -- psql -XAt -c"
+# "streaming <address of the primary>" while a replica's WAL receiver streams.
+SENDER = f"{PSQL} \"SELECT status || ' ' || sender_host FROM pg_stat_wal_receiver\""
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +68,13 @@ def deployment(
             groups=GROUPS,
             wheel=wheels[0],
             wheelhouse=wheels[1],
-            overrides={"index_shards": 2, "nats_stream_replicas": 3},
+            overrides={
+                "index_shards": 2,
+                "nats_stream_replicas": 3,
+                # alerts turn pending within seconds of a shard stopping
+                "monitoring_scrape_interval": "10s",
+                "monitoring_evaluation_interval": "10s",
+            },
         )
         yield deployment
 
@@ -94,6 +109,7 @@ def poll(probe: str, fleet: Fleet, host: str, expected: str, seconds: float) -> 
         output = fleet.ssh(host, probe, check=False).strip()
         if output == expected or time.monotonic() > deadline:
             return output
+        time.sleep(1)
 
 
 def test_site_converges_on_three_fresh_hosts(first_run: Recap) -> None:
@@ -101,23 +117,20 @@ def test_site_converges_on_three_fresh_hosts(first_run: Recap) -> None:
     assert set(first_run.changed) == {"node1", "node2", "node3"}
 
 
-def test_the_replica_streams_from_the_primary_with_no_lag(
+def test_the_replicas_stream_from_the_primary_with_no_lag(
     deployment: Deployment, first_run: Recap
 ) -> None:
     fleet = deployment.fleet
-    assert fleet.ssh("node2", f"{PSQL} 'SELECT status FROM pg_stat_wal_receiver'").strip() == (
-        "streaming"
-    )
-    fleet.ssh("node1", f"{PSQL} 'CREATE TABLE IF NOT EXISTS lag_probe (x int)'")
+    assert_streams_from(fleet, "node1", ["node2", "node3"])
     lag = poll(
-        f'{PSQL} "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) FROM '
-        "pg_stat_replication WHERE state = 'streaming'\"",
+        f'{PSQL} "SELECT count(*), max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)) '
+        "FROM pg_stat_replication WHERE state = 'streaming'\"",
         fleet,
         "node1",
-        "0",
+        "2|0",
         seconds=30,
     )
-    assert lag == "0"
+    assert lag == "2|0"
 
 
 def test_redis_replicates_to_the_second_host(deployment: Deployment, first_run: Recap) -> None:
@@ -163,6 +176,67 @@ def test_a_submission_is_imported_and_found_through_another_api_host(
     assert matches[0][1] == mbid
 
 
+def test_prometheus_loads_the_package_rules_and_scrapes_every_shard_and_api(
+    deployment: Deployment, first_run: Recap
+) -> None:
+    fleet = deployment.fleet
+    rules = yaml.safe_load(ALERT_RULES.read_text())
+    count = sum(len(group["rules"]) for group in rules["groups"])
+    checked = fleet.ssh("node3", "promtool check rules /etc/prometheus/rules/acoustid.yml")
+    assert f"SUCCESS: {count} rules found" in checked
+    loaded = json.loads(fleet.ssh("node3", "curl -s http://127.0.0.1:9090/api/v1/rules"))
+    assert sum(len(group["rules"]) for group in loaded["data"]["groups"]) == count
+    expected = {
+        ("acoustid-api", f"{fleet.hosts[host].address}:5000") for host in ("node1", "node3")
+    } | {("acoustid-index", f"{fleet.hosts[host].address}:6081") for host in ("node1", "node2")}
+    deadline = time.monotonic() + 120
+    while not expected <= (up := scraped_up(fleet)) and time.monotonic() < deadline:
+        time.sleep(2)
+    targets = fleet.ssh("node3", "curl -s http://127.0.0.1:9090/api/v1/targets")
+    assert expected <= up, targets
+
+
+def test_a_stopped_index_shard_raises_its_alert(deployment: Deployment, first_run: Recap) -> None:
+    fleet = deployment.fleet
+    instance = f"{fleet.hosts['node2'].address}:6081"
+    fleet.ssh("node2", "systemctl stop acoustid-index@1")
+    try:
+        deadline, states = time.monotonic() + 120, set()
+        while not states and time.monotonic() < deadline:
+            alerts = json.loads(fleet.ssh("node3", "curl -s http://127.0.0.1:9090/api/v1/alerts"))
+            states = {
+                alert["state"]
+                for alert in alerts["data"]["alerts"]
+                if alert["labels"]["alertname"] == "AcoustidIndexShardDown"
+                and alert["labels"]["instance"] == instance
+            }
+            time.sleep(2)
+        # `for: 2m` holds it pending first; pending is the rule matching the stopped shard
+        assert states & {"pending", "firing"}
+    finally:
+        fleet.ssh("node2", "systemctl start acoustid-index@1")
+    assert (
+        poll(
+            "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:6081/_health",
+            fleet,
+            "node2",
+            "200",
+            seconds=60,
+        )
+        == "200"
+    )
+
+
+def scraped_up(fleet: Fleet) -> set[tuple[str, str]]:
+    """(job, instance) of every target Prometheus on node3 last scraped successfully."""
+    targets = json.loads(fleet.ssh("node3", "curl -s http://127.0.0.1:9090/api/v1/targets"))
+    return {
+        (target["labels"]["job"], target["labels"]["instance"])
+        for target in targets["data"]["activeTargets"]
+        if target["health"] == "up"
+    }
+
+
 def test_second_run_changes_nothing(deployment: Deployment, first_run: Recap) -> None:
     second = deployment.play("site.yml")
     assert second.returncode == 0, second.summary()
@@ -181,6 +255,7 @@ def test_failover_promotes_the_replica_and_the_app_keeps_serving(
 
     assert failover.returncode == 0, failover.summary()
     assert fleet.ssh("node2", f"{PSQL} 'SELECT pg_is_in_recovery()'").strip() == "f"
+    assert_streams_from(fleet, "node2", ["node3"])
     assert f"host = {fleet.hosts['node2'].address}" in fleet.ssh(
         "node3", "cat /etc/acoustid/acoustid.conf"
     )
@@ -194,3 +269,40 @@ def test_failover_promotes_the_replica_and_the_app_keeps_serving(
         client_key, user_key, {"fingerprint": random_fingerprint(4), "duration": 90}
     )
     assert written["status"] == "ok"
+
+
+def test_site_after_the_failover_keeps_the_promoted_primary(
+    deployment: Deployment, submitted: tuple[str, str, str]
+) -> None:
+    """The inventory still lists node1 first; the failover record on the hosts wins."""
+    fleet = deployment.fleet
+    client_key, fingerprint, mbid = submitted
+
+    rerun = deployment.play("site.yml", "-e", "postgresql_replica_rebuild=true")
+
+    assert rerun.returncode == 0, rerun.summary()
+    assert fleet.ssh("node2", f"{PSQL} 'SELECT pg_is_in_recovery()'").strip() == "f"
+    assert_streams_from(fleet, "node2", ["node1", "node3"])
+    for host in ("node1", "node3"):
+        assert f"host = {fleet.hosts['node2'].address}" in fleet.ssh(
+            host, "cat /etc/acoustid/acoustid.conf"
+        ), host
+    matches = wait_for_lookup(api(deployment, "node1"), client_key, fingerprint, 120, seconds=30)
+    assert matches
+    assert matches[0][1] == mbid
+
+
+def assert_streams_from(fleet: Fleet, primary: str, replicas: list[str]) -> None:
+    """Each replica streams from `primary`, and a row written there reaches it."""
+    expected = f"streaming {fleet.hosts[primary].address}"
+    for replica in replicas:
+        assert poll(SENDER, fleet, replica, expected, seconds=60) == expected, replica
+    marker = uuid.uuid4().hex
+    fleet.ssh(
+        primary,
+        f'{PSQL} "CREATE TABLE IF NOT EXISTS topology_probe (x text); '
+        f"INSERT INTO topology_probe VALUES ('{marker}')\"",
+    )
+    for replica in replicas:
+        probe = f"{PSQL} \"SELECT count(*) FROM topology_probe WHERE x = '{marker}'\""
+        assert poll(probe, fleet, replica, "1", seconds=30) == "1", replica
