@@ -40,6 +40,8 @@ SHARED_FIXTURE_SUITES = {
 }
 
 
+# first: xdist's own hook turns the marks into the groups it schedules by
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.pluginmanager.hasplugin("xdist"):
         return
