@@ -18,7 +18,7 @@ import psycopg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
-from nats.js.errors import ServiceUnavailableError
+from nats.js.errors import BadRequestError, ServiceUnavailableError
 
 from acoustid_stack.config import Settings
 from acoustid_stack.submissions.connection import Reconnect, connect_nats
@@ -27,6 +27,9 @@ from acoustid_stack.submissions.stream import MSG_ID_HEADER, ensure_stream, subm
 PUBLISH_BATCH = 1000
 STREAM_ATTEMPTS = 10
 STREAM_RETRY_SECONDS = 2.0
+#: JetStream's "no suitable peers for placement": fewer servers have joined the cluster than
+#: the stream's replicas need, as right after new nodes start
+NO_SUITABLE_PEERS = 10005
 
 
 @dataclass(frozen=True)
@@ -45,15 +48,17 @@ def republish_pending(settings: Settings) -> Republished:
 
 async def _stream_with_subjects(js: JetStreamContext, settings: Settings) -> StreamInfo:
     """Ensure the stream and read which subjects it holds; retried while a node that just
-    joined makes the cluster elect stream leaders (requests time out meanwhile)."""
+    joined makes the cluster elect stream leaders (requests time out meanwhile) or while too
+    few nodes have joined to place the stream's replicas."""
     for attempt in range(STREAM_ATTEMPTS):
         try:
             await ensure_stream(js, settings.nats)
             return await js.stream_info(
                 settings.nats.stream, subjects_filter=f"{settings.nats.subject_prefix}.>"
             )
-        except (NatsTimeoutError, ServiceUnavailableError):
-            if attempt == STREAM_ATTEMPTS - 1:
+        except (NatsTimeoutError, ServiceUnavailableError, BadRequestError) as exc:
+            placing = not isinstance(exc, BadRequestError) or exc.err_code == NO_SUITABLE_PEERS
+            if not placing or attempt == STREAM_ATTEMPTS - 1:
                 raise
             await asyncio.sleep(STREAM_RETRY_SECONDS)
     raise AssertionError("unreachable")

@@ -6,8 +6,10 @@ ports."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from acoustid_stack.fingerprint import encode_fingerprint
 from acoustid_stack.local.endpoints import NatsEndpoint
 from acoustid_stack.local.process import ManagedProcess, free_port
 from acoustid_stack.local.servers import nats_process
+from acoustid_stack.ops.jetstream import republish_pending
 from acoustid_stack.submissions.connection import NatsUnreachable, Reconnect, connect_nats
 from acoustid_stack.submissions.databases import Databases
 from acoustid_stack.submissions.outbox import republish_lost
@@ -447,3 +450,35 @@ async def test_a_worker_stops_cleanly_on_sigterm_in_the_middle_of_a_nats_outage(
     assert "worker stopped" in log
     assert "error:" not in log
     assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("nats_nodes", [(3, 2)], indirect=True)
+def test_restore_nats_waits_until_enough_nodes_joined_to_place_the_stream(
+    nats_nodes: list[NatsNode], worker_environ: dict[str, str], migrated: None
+) -> None:
+    """Two of three new nodes elect a meta leader but cannot place a 3-replica stream
+    ("no suitable peers for placement"); `restore nats` keeps trying until the third joins."""
+    servers = ",".join(node.endpoint.url for node in nats_nodes)
+    settings = load_settings(
+        path=None,
+        environ={**worker_environ, "ACOUSTID_NATS_SERVERS": servers, "ACOUSTID_NATS_REPLICAS": "3"},
+    )
+
+    async def meta_leader_elected() -> bool:
+        nc = await connect_nats(settings.nats, reconnect=Reconnect.FAIL_FAST)
+        try:
+            await nc.jetstream().account_info()
+            return True
+        except (NatsError, TimeoutError):
+            return False
+        finally:
+            await nc.close()
+
+    asyncio.run(eventually(meta_leader_elected, "the two nodes elect a meta leader"))
+    joining = threading.Timer(4.0, nats_nodes[2].process.start)
+    joining.start()
+    try:
+        done = republish_pending(settings)
+    finally:
+        joining.join()
+    assert (done.replicas, done.pending, done.republished) == (3, 0, 0)
