@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -16,6 +15,7 @@ from starlette.testclient import TestClient
 from acoustid_stack.config import Settings
 from acoustid_stack.db.schema import app as app_db
 from acoustid_stack.web.app import create_app
+from web_support.applications import new_application
 
 pytestmark = pytest.mark.integration
 
@@ -61,16 +61,7 @@ def test_views_within_the_cache_time_reuse_the_figures(
     engine = create_engine(migrated.database.app.sqlalchemy_url())
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        account_id = conn.scalar(
-            app_db.account.insert()
-            .values(name="status", apikey=secrets.token_hex(8))
-            .returning(app_db.account.c.id)
-        )
-        app_id = conn.scalar(
-            app_db.application.insert()
-            .values(name="status", version="1", apikey=secrets.token_hex(8), account_id=account_id)
-            .returning(app_db.application.c.id)
-        )
+        _, app_id = new_application(conn, "status")
         conn.execute(
             app_db.stats_lookups.insert().values(
                 date=now.date(),

@@ -8,7 +8,6 @@ kept in the test's temporary folder, named `<page>-<width>.png`.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import zlib
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from acoustid_stack.local.servers import http_ok, running
 from acoustid_stack.web.statistics import COUNTER_LABELS
 from api_support import ACOUSTID_STACK
 from web_support import Browser, Rendering, accessibility_problems, chromium
+from web_support.applications import new_application
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,16 +45,7 @@ def site(
     engine = create_engine(test_settings.database.app.sqlalchemy_url())
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        account_id = conn.scalar(
-            app_db.account.insert()
-            .values(name="layout", apikey=secrets.token_hex(8))
-            .returning(app_db.account.c.id)
-        )
-        app_id = conn.scalar(
-            app_db.application.insert()
-            .values(name="layout", version="1", apikey=secrets.token_hex(8), account_id=account_id)
-            .returning(app_db.application.c.id)
-        )
+        _, app_id = new_application(conn, "layout")
         hours = [now - timedelta(hours=n) for n in range(1, 30)]
         lookups = [
             {

@@ -17,6 +17,7 @@ from acoustid_stack.db.migrate import upgrade
 from acoustid_stack.db.schema import app as app_db
 from acoustid_stack.db.schema import ingest as ingest_db
 from acoustid_stack.web.app import create_app
+from web_support.applications import new_application
 
 pytestmark = pytest.mark.integration
 
@@ -43,16 +44,7 @@ def application_id(settings: Settings) -> int:
     engine = create_engine(settings.database.app.sqlalchemy_url())
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        account_id = conn.scalar(
-            app_db.account.insert()
-            .values(name="web", apikey=secrets.token_hex(8))
-            .returning(app_db.account.c.id)
-        )
-        app_id = conn.scalar(
-            app_db.application.insert()
-            .values(name="web", version="1", apikey=secrets.token_hex(8), account_id=account_id)
-            .returning(app_db.application.c.id)
-        )
+        account_id, app_id = new_application(conn, "web")
         conn.execute(
             app_db.stats_lookups.insert().values(
                 date=now.date(),
